@@ -1,0 +1,7 @@
+"""Constants of the BMW CarData integration."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "cardata"
