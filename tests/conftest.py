@@ -1,0 +1,124 @@
+"""Shared fixtures: Home Assistant's test harness and the BMW CarData simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import os
+from pathlib import Path
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.simulator.handle import SimulatorHandle
+
+pytest_plugins = ["pytest_homeassistant_custom_component"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let every test that uses `hass` load custom_components/cardata.
+
+    Tests without `hass` (the simulator's and the client library's) are left alone, so they do
+    not pay for a Home Assistant instance they never use.
+    """
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")
+
+
+class _SimulatorProcess:
+    """The simulator subprocess and where its log goes."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        # A fixed argument list: this interpreter running the repository's simulator.
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.simulator", "--log-level", "INFO"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def log(self) -> str:
+        """Everything the simulator wrote to stderr so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def read_ready_line(self) -> str:
+        """Wait for the ready line; fail with the simulator's stderr if it does not come."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                pytest.fail(f"simulator not ready after {READY_TIMEOUT:.0f} s:\n{self.log()}")
+            readable, _, _ = select.select([self.process.stdout], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                self.stop()
+                pytest.fail(f"simulator exited before it was ready:\n{self.log()}")
+            line += chunk
+        return line.decode()
+
+    def fail_if_dead(self) -> None:
+        """Fail the current test clearly when the simulator has died."""
+        if self.process.poll() is not None:
+            pytest.fail(f"simulator died (exit status {self.process.returncode}):\n{self.log()}")
+
+    def stop(self) -> None:
+        """Terminate the simulator and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def _simulator_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[_SimulatorProcess, SimulatorHandle]]:
+    process = _SimulatorProcess(tmp_path_factory.mktemp("simulator") / "simulator.log")
+    try:
+        handle = SimulatorHandle.from_ready_line(process.read_ready_line())
+        yield process, handle
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> SimulatorHandle:
+    """The BMW CarData simulator, started once per test session (state NOT reset)."""
+    return _simulator_process[1]
+
+
+@pytest.fixture
+def sim(
+    socket_enabled: None, _simulator_process: tuple[_SimulatorProcess, SimulatorHandle]
+) -> SimulatorHandle:
+    """The simulator, reset to its start state for this test.
+
+    Enables sockets for the test (pytest-socket still limits them to 127.0.0.1).
+    """
+    process, handle = _simulator_process
+    process.fail_if_dead()
+    handle.reset_blocking()
+    return handle
