@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import logging
 import os
 from pathlib import Path
 import select
@@ -112,13 +113,40 @@ def simulator(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> 
 
 @pytest.fixture
 def sim(
-    socket_enabled: None, _simulator_process: tuple[_SimulatorProcess, SimulatorHandle]
-) -> SimulatorHandle:
+    socket_enabled: None,
+    _simulator_process: tuple[_SimulatorProcess, SimulatorHandle],
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[SimulatorHandle]:
     """The simulator, reset to its start state for this test.
 
-    Enables sockets for the test (pytest-socket still limits them to 127.0.0.1).
+    Enables sockets for the test (pytest-socket still limits them to 127.0.0.1). Every test
+    that talks to the simulator also has its captured log scanned, at DEBUG for the
+    integration, for any token, device code or PKCE verifier issued or received during
+    the test: no credential may ever reach a log line.
     """
     process, handle = _simulator_process
     process.fail_if_dead()
     handle.reset_blocking()
-    return handle
+    caplog.set_level(logging.DEBUG, logger="custom_components.cardata")
+    yield handle
+    process.fail_if_dead()
+    _assert_no_secret_logged(handle.secrets_blocking(), caplog)
+
+
+# The harness's mock storage logs what tests store, tokens included, by design.
+_LOGGERS_ALLOWED_SECRETS = ("pytest_homeassistant_custom_component",)
+
+
+def _assert_no_secret_logged(secrets: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Fail naming the logger (never the secret) when a credential appears in a log record."""
+    if not secrets:
+        return
+    leaks: set[str] = set()
+    for phase in ("setup", "call"):
+        for record in caplog.get_records(phase):
+            if record.name.startswith(_LOGGERS_ALLOWED_SECRETS):
+                continue
+            text = record.getMessage() + (record.exc_text or "")
+            if any(secret in text for secret in secrets):
+                leaks.add(f"{record.name} ({record.levelname}, {record.pathname}:{record.lineno})")
+    assert not leaks, f"credentials reached log records of: {sorted(leaks)}"

@@ -364,6 +364,10 @@ async def _sessions(simulator: Simulator, request: web.Request) -> dict[str, Any
     return {"sessions": simulator.broker.sessions()}
 
 
+async def _secrets(simulator: Simulator, request: web.Request) -> dict[str, Any]:
+    return {"secrets": simulator.state.secrets()}
+
+
 async def _info(simulator: Simulator, request: web.Request) -> dict[str, Any]:
     return simulator.ready_info
 
@@ -385,6 +389,7 @@ def create_app(simulator: Simulator) -> web.Application:
     routes.add_post("/faults", _handler(_fault))
     routes.add_post("/stream/drop", _handler(_drop_stream))
     routes.add_get("/stream/sessions", _handler(_sessions))
+    routes.add_get("/secrets", _handler(_secrets))
     routes.add_post("/quirks", _handler(_quirks))
     routes.add_get("/config", _handler(_get_config))
     routes.add_post("/config", _handler(_set_config))

@@ -95,6 +95,15 @@ class SimulatorHandle:
         with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
             response.read()
 
+    def secrets_blocking(self) -> list[str]:
+        """`GET /secrets` with blocking I/O: every credential issued or received since reset."""
+        # control_url comes from the simulator's ready line: always http on loopback.
+        with urllib.request.urlopen(  # noqa: S310
+            self.control_url + "/secrets", timeout=self.timeout
+        ) as response:
+            issued: list[str] = json.loads(response.read())["secrets"]
+        return issued
+
     # --- control API -------------------------------------------------------------------
 
     async def reset(self) -> None:

@@ -301,6 +301,7 @@ def _poll_device_grant(
     """Answer one poll of the device_code grant."""
     device_code_value = _require(form, "device_code")
     verifier = _require(form, "code_verifier")
+    state.verifiers.append(verifier)
     grant = state.device_grants.get(device_code_value)
     if grant is None or grant.client_id != client.client_id:
         raise _OAuthError(400, "invalid_grant", INVALID_GRANT_DESCRIPTION)

@@ -210,6 +210,8 @@ class SimState:
         self.access_tokens: dict[str, TokenGrant] = {}
         self.id_tokens: dict[str, TokenGrant] = {}
         self.refresh_tokens: dict[str, TokenGrant] = {}
+        # PKCE verifiers clients sent since the reset: secrets a client must never log.
+        self.verifiers: list[str] = []
         self.containers: dict[str, Container] = {}
         self.faults: dict[str, Fault] = {}
         self.cursors: dict[str, PageCursor] = {}
@@ -227,6 +229,16 @@ class SimState:
         # Wake requests hung by an earlier test's timeout fault, then arm a fresh event.
         self.release_hung.set()
         self.release_hung = asyncio.Event()
+
+    def secrets(self) -> list[str]:
+        """Every credential issued or received since the reset, for log scans in tests."""
+        return [
+            *self.access_tokens,
+            *self.id_tokens,
+            *self.refresh_tokens,
+            *self.device_grants,
+            *self.verifiers,
+        ]
 
     @staticmethod
     def gcids() -> list[str]:
