@@ -34,6 +34,7 @@ from .const import (
 )
 from .coordinator import STORAGE_VERSION as STATE_STORAGE_VERSION, CarDataCoordinator
 from .endpoints import async_resolve_endpoints
+from .image import async_remove_stored_image
 from .quota import Budget, async_get_budget
 from .runtime import CarDataConfigEntry, CarDataRuntimeData
 from .services import async_setup_services
@@ -133,13 +134,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> None:
-    """Forget the account: tokens, cache and vehicle state; keep its budget.
+    """Forget the account: tokens, cache, vehicle state and pictures; keep its budget.
 
     The budget is BMW's, per account: it must survive removing and re-adding the account.
     """
     gcid = entry.data[CONF_GCID]
     await async_remove_token_store(hass, entry.entry_id)
-    await AccountCache(hass, gcid).async_remove()
+    cache = AccountCache(hass, gcid)
+    await cache.async_load()
+    for mapping in cache.mappings or []:
+        await async_remove_stored_image(hass, mapping.vin)
+    await cache.async_remove()
     # The coordinator's store of the last vehicle states (positions included).
     await Store[dict[str, Any]](
         hass, STATE_STORAGE_VERSION, f"{DOMAIN}.state.{gcid}"

@@ -17,7 +17,7 @@ from .entity import CarDataEntity
 from .image import async_get_image_keeper
 
 # The actions' request path: budget, token renewal and translated errors in one place.
-from .services import _async_request as async_action_request
+from .services import async_user_request
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -66,6 +66,6 @@ class RefreshImageButton(CarDataEntity, ButtonEntity):
             async def request(client: CarDataClient) -> VehicleImage:
                 return await client.get_image(vin)
 
-            return await async_action_request(self._entry, request, vin)
+            return await async_user_request(self._entry, request, vin)
 
         await keeper.async_refresh(fetch)

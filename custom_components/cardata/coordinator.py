@@ -411,21 +411,38 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
                 await self._tokens.async_refresh(force=True)
                 return await call()
         except TokenInvalidError as err:
-            raise ConfigEntryAuthFailed(f"BMW refuses the access token: {err}") from err
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key="setup_token_refused",
+                translation_placeholders={"account": self._entry.title},
+            ) from err
         except ScopeError as err:
             raise ConfigEntryAuthFailed(
-                "The token does not allow the CarData API; subscribe the client to "
-                "CarData API in BMW's portal, then re-authenticate"
+                translation_domain=DOMAIN,
+                translation_key="setup_api_not_subscribed",
+                translation_placeholders={"account": self._entry.title},
             ) from err
         except RateLimitError as err:
             self._budget.note_rate_limited()
-            raise ConfigEntryNotReady(f"BMW's daily request budget is spent: {err}") from err
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="setup_rate_limited",
+                translation_placeholders={"account": self._entry.title},
+            ) from err
         except RequestRefusedError as err:
-            raise ConfigEntryNotReady(f"Request budget spent for now: {err}") from err
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="setup_budget_spent",
+                translation_placeholders={"account": self._entry.title},
+            ) from err
         except (NotFoundError, PermissionDeniedError):
             raise
         except CarDataError as err:
-            raise ConfigEntryNotReady(f"BMW CarData is not available: {err}") from err
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="setup_unavailable",
+                translation_placeholders={"account": self._entry.title, "error": str(err)},
+            ) from err
 
     @callback
     def _register_devices(self) -> None:

@@ -158,6 +158,11 @@ def _moment(raw: Any) -> datetime | None:
     return dt_util.parse_datetime(raw) if isinstance(raw, str) else None
 
 
+async def async_remove_stored_image(hass: HomeAssistant, vin: str) -> None:
+    """Delete a vehicle's stored picture (its account was removed)."""
+    await Store[dict[str, Any]](hass, STORAGE_VERSION, f"{DOMAIN}.image.{vin}").async_remove()
+
+
 async def async_get_image_keeper(hass: HomeAssistant, vin: str) -> VehicleImageKeeper:
     """Return the vehicle's one picture keeper, with its stored picture loaded."""
     keepers = hass.data.setdefault(IMAGE_KEEPERS, {})

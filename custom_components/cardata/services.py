@@ -169,14 +169,14 @@ def _error(key: str, **placeholders: str) -> HomeAssistantError:
     )
 
 
-async def _async_request[T](
+async def async_user_request[T](
     entry: CarDataConfigEntry,
     request: _Request[T],
     vin: str | None = None,
     *,
     not_found: str = "action_not_found",
 ) -> T:
-    """Send an action's request; turn every expected failure into a translated error.
+    """Send a request the user asked for (an action, a button); translate every failure.
 
     `not_found` names the message for BMW's "no such data". An access token BMW refuses
     is renewed and the request sent once more (one more request of the budget); BMW
@@ -236,7 +236,7 @@ def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> S
 async def _async_fetch_vehicle_mappings(call: ServiceCall) -> ServiceResponse:
     """Return the account's vehicle mappings (BMW's list, under `mappings`)."""
     entry = _loaded_entry(call)
-    mappings = await _async_request(entry, lambda client: client.get_vehicle_mappings())
+    mappings = await async_user_request(entry, lambda client: client.get_vehicle_mappings())
     raw = [mapping.raw for mapping in mappings]
     return _respond(call.service, entry.title, raw, list_key="mappings")
 
@@ -245,7 +245,7 @@ async def _async_fetch_basic_data(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's basic data."""
     entry = _loaded_entry(call)
     vin = _vehicle_vin(entry, call)
-    result = await _async_request(entry, lambda client: client.get_basic_data(vin), vin)
+    result = await async_user_request(entry, lambda client: client.get_basic_data(vin), vin)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
@@ -257,7 +257,7 @@ async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
     container_id = runtime.cache.container_id
     if container_id is None:
         raise _error("action_no_container", account=entry.title)
-    result = await _async_request(
+    result = await async_user_request(
         entry, lambda client: client.get_telematic_data(vin, container_id), vin
     )
     # The request is paid for: let the entities show what it brought.
@@ -271,7 +271,7 @@ async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
     vin = _vehicle_vin(entry, call)
     start, end = _history_range(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
-    result = await _async_request(
+    result = await async_user_request(
         entry,
         lambda client: client.get_charging_history(vin, start, end, all_pages=all_pages),
         vin,
@@ -283,7 +283,7 @@ async def _async_fetch_tyre_diagnosis(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's smart maintenance tyre diagnosis."""
     entry = _loaded_entry(call)
     vin = _vehicle_vin(entry, call)
-    result = await _async_request(entry, lambda client: client.get_tyre_diagnosis(vin), vin)
+    result = await async_user_request(entry, lambda client: client.get_tyre_diagnosis(vin), vin)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
@@ -292,7 +292,7 @@ async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
     vin = _vehicle_vin(entry, call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
-    result = await _async_request(
+    result = await async_user_request(
         entry,
         lambda client: client.get_location_based_charging_settings(vin, all_pages=all_pages),
         vin,

@@ -151,8 +151,9 @@ async def test_removing_the_entry_forgets_the_account_but_not_its_budget(
     cache_key = f"{DOMAIN}.account.{fleet.GCID_MAIN}"
     budget_key = f"{DOMAIN}.budget.{fleet.GCID_MAIN}"
     state_key = f"{DOMAIN}.state.{fleet.GCID_MAIN}"
+    image_keys = {f"{DOMAIN}.image.{vin}" for vin in (fleet.VIN_BEV, fleet.VIN_PHEV)}
     assert await hass.config_entries.async_unload(entry.entry_id)  # writes the state
-    assert {tokens_key, cache_key, budget_key, state_key} <= hass_storage.keys()
+    assert {tokens_key, cache_key, budget_key, state_key, *image_keys} <= hass_storage.keys()
 
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
@@ -160,6 +161,7 @@ async def test_removing_the_entry_forgets_the_account_but_not_its_budget(
     assert tokens_key not in hass_storage
     assert cache_key not in hass_storage
     assert state_key not in hass_storage
+    assert not image_keys & hass_storage.keys()
     assert hass_storage[budget_key]["data"]["spent"]
 
 
