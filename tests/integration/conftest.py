@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.cardata.const import SIMULATOR_ENV
 
@@ -44,3 +46,9 @@ def point_integration_at_simulator(
     )
     monkeypatch.setenv(SIMULATOR_ENV, str(ready_file))
     return ready_file
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in snapshots/, written by Home Assistant's extension."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)

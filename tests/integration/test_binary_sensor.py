@@ -8,14 +8,13 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
 from .common import async_wait_for
-from .test_sensor import (
+from .entities import (
     async_platforms_set_up,
     async_reading,
     async_snapshot_platform,
@@ -29,12 +28,6 @@ VIN_PHEV = fleet.VIN_PHEV
 DRIVER_DOOR = "vehicle.cabin.door.row1.driver.isOpen"
 LOCK = "vehicle.cabin.door.lock.status"
 PLUGGED = "vehicle.powertrain.tractionBattery.charging.port.anyPosition.isPlugged"
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Snapshots in snapshots/, written by Home Assistant's extension."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture

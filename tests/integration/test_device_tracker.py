@@ -9,13 +9,12 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
-from .test_sensor import async_platforms_set_up, async_reading, async_snapshot_platform, entity_id
+from .entities import async_platforms_set_up, async_reading, async_snapshot_platform, entity_id
 
 VIN_BEV = fleet.VIN_BEV
 LATITUDE = "vehicle.cabin.infotainment.navigation.currentLocation.latitude"
@@ -23,12 +22,6 @@ LONGITUDE = "vehicle.cabin.infotainment.navigation.currentLocation.longitude"
 HEADING = "vehicle.cabin.infotainment.navigation.currentLocation.heading"
 ALTITUDE = "vehicle.cabin.infotainment.navigation.currentLocation.altitude"
 HOME = fleet.VEHICLES[VIN_BEV].home
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Snapshots in snapshots/, written by Home Assistant's extension."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
 from .common import async_authorize, make_entry
-from .test_sensor import (
+from .entities import (
     async_platforms_set_up,
     async_reading,
     async_wait_for_stream,

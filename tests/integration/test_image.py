@@ -14,7 +14,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
@@ -25,17 +24,11 @@ from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 from tests.simulator.images import vehicle_png
 
-from .test_sensor import async_platforms_set_up, async_snapshot_platform, entity_id
+from .entities import async_platforms_set_up, async_snapshot_platform, entity_id
 
 VIN_BEV = fleet.VIN_BEV
 VIN_PHEV = fleet.VIN_PHEV
 PLATFORMS = [Platform.BUTTON, Platform.IMAGE]
-
-
-@pytest.fixture
-def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Snapshots in snapshots/, written by Home Assistant's extension."""
-    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
 from .common import async_wait_for
-from .test_sensor import ALL_PLATFORMS, async_platforms_set_up, async_reading, entity_id
+from .entities import ALL_PLATFORMS, async_platforms_set_up, async_reading, entity_id
 
 VIN_BEV = fleet.VIN_BEV
 VIN_PHEV = fleet.VIN_PHEV
