@@ -896,6 +896,24 @@ async def test_duplicates_quirk_sends_each_message_twice(
     assert payloads[0] == payloads[1]
 
 
+async def test_rest_only_quirk_keeps_what_bmw_does_not_stream_off_the_stream(
+    running: RunningBroker, subscriber: Paho
+) -> None:
+    running.quirks.update({"rest_only": True})
+    running.broker.publish(
+        GCID,
+        VIN,
+        {
+            "vehicle.drivetrain.electricEngine.charging.level": point(80.0, "%"),
+            "vehicle.drivetrain.electricEngine.charging.hvStatus": point("CHARGING"),
+            "vehicle.cabin.door.lock.status": point("SECURED"),
+            STATUS: point("CHARGINGACTIVE"),
+        },
+    )
+    [payload] = await subscriber.payloads(1)
+    assert list(payload["data"]) == [STATUS]
+
+
 async def test_multi_descriptor_quirk_batches(running: RunningBroker, subscriber: Paho) -> None:
     running.quirks.update({"multi_descriptor": True, "quoted_numbers": True})
     running.broker.publish(
@@ -947,6 +965,7 @@ def test_quirks_accept_command_line_spellings_and_reset() -> None:
         "asn_booleans": False,
         "not_available": PRESSURE,
         "multi_descriptor": False,
+        "rest_only": False,
     }
     quirks.update({"duplicates": "off", "not_available": "false"})
     assert not quirks.duplicates

@@ -26,6 +26,65 @@ KM_PER_MILE = 1.609344
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
+# What BMW's stream does not carry: the catalogue's non-streamable descriptors (shared
+# descriptors.tsv, column "streamable") and hvStatus, streamable on paper but in practice
+# delivered by the REST API only (spec §3.2, evcc PR #26235).
+REST_ONLY_DESCRIPTORS = frozenset(
+    {
+        "vehicle.body.chargingPort.combinedStatus",
+        "vehicle.body.chargingPort.isoSessionId",
+        "vehicle.body.chargingPort.lockedStatus",
+        "vehicle.cabin.door.lock.status",
+        "vehicle.cabin.hvac.preconditioning.configuration.isRemoteEngineStartDisclaimer",
+        "vehicle.cabin.infotainment.navigation.destinationSet.latitude",
+        "vehicle.cabin.infotainment.navigation.destinationSet.longitude",
+        "vehicle.channel.ista.obfcm.lastTransmissionStatus",
+        "vehicle.channel.teleservice.lastBreakdownCallTime",
+        "vehicle.channel.teleservice.lastManualCallTime",
+        "vehicle.chassis.axle.wheel.tire.diagnosis",
+        "vehicle.drivetrain.electricEngine.charging.consumptionOverLifeTime.engineOff.gridEnergy",
+        "vehicle.drivetrain.electricEngine.charging.consumptionOverLifeTime.engineOff.referenceDistance",
+        "vehicle.drivetrain.electricEngine.charging.consumptionOverLifeTime.engineOn.gridEnergy",
+        "vehicle.drivetrain.electricEngine.charging.consumptionOverLifeTime.engineOn.referenceDistance",
+        "vehicle.drivetrain.electricEngine.charging.consumptionOverLifeTime.overall.referenceDistance",
+        "vehicle.drivetrain.electricEngine.charging.level",
+        "vehicle.drivetrain.electricEngine.hvsMaxEnergyAbsolute",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.inChargeDepleting.fuel",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.inChargeDepleting.referenceDistanceEngineOff",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.inChargeDepleting.referenceDistanceEngineOn",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.inChargeIncreasing.fuel",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.inChargeIncreasing.referenceDistance",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.overall.fuel",
+        "vehicle.drivetrain.fuelSystem.consumptionOverLifeTime.overall.referenceDistance",
+        "vehicle.electricalSystem.battery.serviceDemand.recharge",
+        "vehicle.electricalSystem.battery.serviceDemand.replace",
+        "vehicle.electricalSystem.battery.stateOfChargePlausibility",
+        "vehicle.extras.optionalEquipment.code",
+        "vehicle.learningNavigation",
+        "vehicle.look.image",
+        "vehicle.powertrain.electric.battery.biDirectionalCharging.availability",
+        "vehicle.powertrain.electric.battery.charging.authenticationStatus",
+        "vehicle.powertrain.electric.battery.charging.batteryCarePersisted.isActive",
+        "vehicle.powertrain.electric.battery.charging.batteryCarePersisted.isPreservingChargingMode",
+        "vehicle.powertrain.electric.battery.charging.batteryCarePersisted.isReducedTargetSoe",
+        "vehicle.powertrain.electric.battery.charging.cableCheckVoltage",
+        "vehicle.powertrain.electric.battery.charging.dcChargingModeActive",
+        "vehicle.powertrain.electric.battery.charging.history.sessionsList",
+        "vehicle.powertrain.electric.battery.charging.settingsList",
+        "vehicle.powertrain.electric.battery.stateOfHealth.displayed",
+        "vehicle.privacySettings.dataCollection.regulations.obfcm",
+        "vehicle.serviceDemand.defect.id",
+        "vehicle.sevice.preferredSevicePartner",
+        "vehicle.sim.status",
+        "vehicle.status.checkControlMessages",
+        "vehicle.status.conditionBasedServices",
+        "vehicle.status.conditionBasedServicesAverageDistancePerDay",
+        "vehicle.vehicleIdentification.basicVehicleData",
+        "vehicle.vehicleIdentification.connectedDriveContractList",
+        "vehicle.drivetrain.electricEngine.charging.hvStatus",
+    }
+)
+
 # One message's `data` object: descriptor -> {"timestamp", "value", "unit"?}.
 MessageData = dict[str, dict[str, Any]]
 
@@ -42,6 +101,7 @@ class StreamQuirks:
     asn_booleans: bool = False
     not_available: str | None = None  # the descriptor whose value is sent as "-NA-"
     multi_descriptor: bool = False
+    rest_only: bool = False  # drop what BMW's stream does not carry (REST_ONLY_DESCRIPTORS)
     _distance_messages: int = field(default=0, init=False, repr=False, compare=False)
 
     def update(self, mapping: Mapping[str, object]) -> None:
@@ -73,6 +133,8 @@ class StreamQuirks:
 
         `now` stands in for a point's measurement time when it has none.
         """
+        if self.rest_only:
+            points = {d: p for d, p in points.items() if d not in REST_ONLY_DESCRIPTORS}
         groups: list[list[str]]
         if self.multi_descriptor:
             # Even batched, BMW never puts latitude and longitude into one message (spec §3.2).
