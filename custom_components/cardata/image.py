@@ -25,6 +25,7 @@ from homeassistant.util.hass_dict import HassKey
 from .api.errors import CarDataError, NotFoundError, RequestRefusedError
 from .const import DOMAIN, LOGGER
 from .entity import CarDataEntity
+from .listeners import Listeners
 from .vehicle import redact_vin
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class VehicleImageKeeper:
         self.attempted_at: datetime | None = None
         self._loaded = False
         self._lock = asyncio.Lock()
-        self._listeners: list[CALLBACK_TYPE] = []
+        self._listeners: Listeners[()] = Listeners()
 
     async def async_load(self) -> None:
         """Read the stored picture (once)."""
@@ -139,19 +140,12 @@ class VehicleImageKeeper:
                 "content": base64.b64encode(stored.content).decode() if stored else None,
             }
         )
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.notify()
 
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `listener()` after each fetch; returns the remover."""
-        self._listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
 
 def _moment(raw: Any) -> datetime | None:

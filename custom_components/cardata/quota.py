@@ -22,6 +22,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .api.errors import RequestRefusedError
 from .const import BUDGET_WINDOW, DAILY_BUDGET, DEFAULT_AUTOMATIC_BUDGET, DOMAIN, LOGGER
+from .listeners import Listeners
 
 STORAGE_VERSION = 1
 # Written on the next loop turn, not after HA's usual quiet period: the Store's delay restarts
@@ -49,7 +50,7 @@ class Budget:
         self._store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.budget.{gcid}")
         self._spent: list[SpentRequest] = []
         self._blocked_until: datetime | None = None
-        self._listeners: list[CALLBACK_TYPE] = []
+        self._listeners: Listeners[()] = Listeners()
         self.automatic_limit = DEFAULT_AUTOMATIC_BUDGET
 
     async def async_load(self) -> None:
@@ -162,8 +163,7 @@ class Budget:
 
     def _changed(self) -> None:
         self._store.async_delay_save(self._data_to_save, SAVE_DELAY)
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.notify()
 
     def _data_to_save(self) -> dict[str, Any]:
         return {
@@ -177,8 +177,7 @@ class Budget:
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `listener` whenever the budget changes; returns the remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.add(listener)
 
     def as_diagnostics(self) -> dict[str, Any]:
         """Return the budget's state for the diagnostics download."""

@@ -27,6 +27,7 @@ from .api.stream import (
 )
 from .const import CONF_GCID, LOGGER
 from .endpoints import async_stream_ssl_context
+from .listeners import Listeners
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -63,7 +64,7 @@ class StreamManager:
         self._id_token: str | None = None
         self._status = StreamStatus(StreamState.STOPPED, None, dt_util.utcnow())
         self._recent: deque[StreamStatus] = deque(maxlen=RECENT_STATUSES)
-        self._listeners: list[CALLBACK_TYPE] = []
+        self._listeners: Listeners[()] = Listeners()
         self._unsub_tokens: CALLBACK_TYPE | None = None
         # A refused id token is answered with one forced refresh, until the next success.
         self._renewed_after_refusal = False
@@ -121,14 +122,7 @@ class StreamManager:
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `listener()` after every status change; returns the remover."""
-        self._listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     def as_diagnostics(self) -> dict[str, Any]:
         """Return the stream's state and history for the diagnostics download."""
@@ -177,8 +171,7 @@ class StreamManager:
             issues.async_raise_stream_taken_over(self._hass, self._entry)
         elif status.state is StreamState.REFUSED:
             self._on_refused(status)
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.notify()
 
     def _on_refused(self, status: StreamStatus) -> None:
         """Tell an id token BMW did not accept from a client id BMW does not let in."""

@@ -25,6 +25,7 @@ from homeassistant.util import dt as dt_util
 from .api.errors import CarDataConnectionError, ReauthRequiredError
 from .api.models import TokenSet
 from .const import CONF_TOKENS, DOMAIN, LOGGER
+from .listeners import Listeners
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -85,7 +86,7 @@ class TokenManager:
         )
         self._tokens: TokenSet | None = None
         self._refresh_task: asyncio.Task[TokenSet] | None = None
-        self._listeners: list[TokenListener] = []
+        self._listeners: Listeners[TokenSet] = Listeners()
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._failures = 0
         self._retry_at: datetime | None = None
@@ -190,14 +191,7 @@ class TokenManager:
     @callback
     def async_add_listener(self, listener: TokenListener) -> CALLBACK_TYPE:
         """Call `listener(tokens)` after every successful refresh; returns the remover."""
-        self._listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     @callback
     def async_start(self) -> None:
@@ -274,8 +268,7 @@ class TokenManager:
             refreshed.access_token_expires_at.isoformat(timespec="seconds"),
         )
         self._schedule_next()
-        for listener in list(self._listeners):
-            listener(refreshed)
+        self._listeners.notify(refreshed)
         return refreshed
 
     async def _async_persist(self, tokens: TokenSet) -> None:
