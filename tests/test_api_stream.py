@@ -684,6 +684,41 @@ async def test_broker_drop_reconnects(
     await recorder.until(lambda: len(recorder.messages) == 1)
 
 
+async def test_broker_restart_is_survived(
+    broker: InProcessBroker,
+    make_stream: StreamFactory,
+    recorder: Recorder,
+    tls: TlsMaterial,
+) -> None:
+    """BMW's broker goes away for a while and comes back on the same port: the client retries
+    until it answers, logs in and subscribes again, and messages flow once more."""
+    stream = make_stream(broker.port, broker.accounts.issue("id-token-1"))
+    await stream.start()
+    await recorder.until_state(StreamState.CONNECTED)
+
+    await broker.broker.stop()
+    # Retries meet a closed port for a while: several disconnects before the broker is back.
+    await recorder.until_state(StreamState.DISCONNECTED, count=3)
+    restarted = Broker(
+        host="127.0.0.1",
+        port=broker.port,
+        ssl_context=tls.server_context,
+        clock=broker.clock,
+        login=broker.accounts.login,
+        allowed_vins=lambda gcid: {VIN},
+        quirks=StreamQuirks(),
+    )
+    assert await restarted.start() == broker.port
+    try:
+        await recorder.until_state(StreamState.CONNECTED, count=2)
+        restarted.publish(GCID, VIN, {SOC: point(71)})
+        await recorder.until(lambda: len(recorder.messages) == 1)
+        assert recorder.messages[0].updates[SOC].value == 71
+    finally:
+        await stream.stop()
+        await restarted.stop()
+
+
 async def test_unreachable_broker_is_retried_with_growing_delays(
     make_stream: StreamFactory, recorder: Recorder
 ) -> None:
