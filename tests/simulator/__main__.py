@@ -1,7 +1,8 @@
 """Run the BMW CarData simulator: `python -m tests.simulator [flags]`.
 
 Prints exactly one JSON line on stdout once everything listens (the "ready line", see
-docs/contracts.md), logs to stderr, and runs until SIGINT or SIGTERM.
+docs/contracts.md), logs to stderr, and runs until SIGINT or SIGTERM. With `--state-file`, what
+BMW remembers is read at start and written back when a signal stops the simulator.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+from pathlib import Path
 import signal
 import sys
 from typing import Any
@@ -75,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="set a simulator switch (repeatable)",
     )
     parser.add_argument(
+        "--state-file",
+        type=Path,
+        metavar="PATH",
+        help="keep tokens, containers, budgets, clock and car data in PATH across restarts "
+        "(read at start, written on SIGINT/SIGTERM)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     return parser.parse_args(argv)
@@ -94,6 +103,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         mqtt_port=args.mqtt_port,
         config=config,
         quirks=dict(args.quirk),
+        state_file=args.state_file,
     )
 
 
@@ -113,6 +123,8 @@ async def run(options: ServerOptions) -> None:
         _LOGGER.info("stopping")
     finally:
         await server.stop()
+    # Only after a clean stop: nothing changes the state any more.
+    server.save_state()
 
 
 def main(argv: list[str] | None = None) -> int:

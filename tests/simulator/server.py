@@ -2,7 +2,7 @@
 
 GCDM, REST and control each listen on their own port, as BMW's hosts are separate; the broker
 listens with TLS on a fourth. The TLS material lives in a temporary directory that `stop()`
-removes.
+removes. With a state file, what BMW remembers survives restarts (persistence.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import control, fleet, oauth, rest
+from . import control, fleet, oauth, persistence, rest
 from .broker import Broker
 from .clock import SimClock
 from .quirks import StreamQuirks
@@ -45,6 +45,8 @@ class ServerOptions:
     mqtt_port: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     quirks: dict[str, object] = field(default_factory=dict)
+    # Where BMW's memory (tokens, containers, budgets, clock...) is kept across restarts.
+    state_file: Path | None = None
 
 
 class SimulatorServer:
@@ -56,6 +58,9 @@ class SimulatorServer:
         config = SimConfig()
         config.update(options.config)
         self.state = SimState(self.clock, config)
+        if options.state_file is not None:
+            # Before anything listens to the clock: restoring advances it.
+            persistence.load_state_file(self.state, options.state_file)
         self.quirks = StreamQuirks()
         self.quirks.update(options.quirks)
         self._tls_dir = Path(tempfile.mkdtemp(prefix="cardata-simulator-"))
@@ -124,6 +129,12 @@ class SimulatorServer:
         }
         simulator.ready_info = ready
         return ready
+
+    def save_state(self) -> bool:
+        """Write BMW's memory to the state file, if there is one; returns whether it was written."""
+        if self.options.state_file is None:
+            return False
+        return persistence.save_state_file(self.state, self.options.state_file)
 
     async def stop(self) -> None:
         """Stop scenarios, the broker and the HTTP servers; remove the TLS material."""
