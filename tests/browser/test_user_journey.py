@@ -18,10 +18,12 @@ import pytest
 
 from tests.simulator.fleet import VIN_BEV
 
+from .conftest import DevInstance
+
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
-    from .conftest import DevInstance, Screenshots
+    from .conftest import Screenshots
 
 # One poll interval of the device flow (5 s), reading the vehicles, and a slow machine.
 FLOW_FINISH_TIMEOUT_MS = 60_000
@@ -70,7 +72,10 @@ def _set_state_of_charge(dev: DevInstance, vin: str, percent: int) -> None:
 def test_add_bmw_cardata_in_the_browser(
     dev_instance: DevInstance, context: BrowserContext, screenshots: Screenshots
 ) -> None:
-    """Settings -> Add integration -> client id -> approve at BMW -> the car's charge."""
+    """Settings -> Add integration -> client id -> approve at BMW -> the car's charge.
+
+    Then Ctrl-C and scripts/develop once more: still logged in, the charge shown at once.
+    """
     from playwright.sync_api import expect
 
     dev = dev_instance
@@ -163,3 +168,40 @@ def test_add_bmw_cardata_in_the_browser(
     assert dev.interrupt() == 130  # 128 + SIGINT, as a shell reports Ctrl-C
     assert dev.left_running() == {}
     assert "develop: stopped" in dev.output()
+
+    # Started again, the instance is still logged in at BMW: the simulator remembered the
+    # tokens, so no re-authentication is asked, and the car shows its last charge at once.
+    again = DevInstance(dev.config_dir, dev.port, dev.log_path.with_name("develop-restart.log"))
+    try:
+        again.wait_until_ready()
+        page = context.new_page()
+        page.goto(f"{again.url}/config/integrations/integration/cardata")
+        if "/auth/" in page.url:
+            _log_in(page, again, screenshots)
+            page.goto(f"{again.url}/config/integrations/integration/cardata")
+        page.get_by_role("button", name=re.compile(r"^BMW i4 eDrive40")).wait_for()
+        page.wait_for_function(
+            """() => document.querySelector("home-assistant").hass.callWS(
+                   {type: "config_entries/get", domain: "cardata"}
+               ).then(entries => entries.every(entry => entry.state === "loaded"))""",
+            timeout=FLOW_FINISH_TIMEOUT_MS,
+        )
+        assert [entry["state"] for entry in _cardata_entries(page)] == ["loaded"]
+        flows: list[dict[str, Any]] = page.evaluate(
+            """() => document.querySelector("home-assistant").hass.callWS(
+                   {type: "config_entries/flow/progress"})"""
+        )
+        assert [flow for flow in flows if flow.get("handler") == "cardata"] == []
+        page.get_by_role("button", name=re.compile(r"^BMW i4 eDrive40")).click()
+        state_of_charge = page.locator("hui-generic-entity-row").filter(
+            has=page.get_by_text("State of charge", exact=True)
+        )
+        expect(state_of_charge).to_contain_text("63")
+        state_of_charge.scroll_into_view_if_needed()
+        screenshots.take(page, "after-restart")
+        page.close()
+        assert again.interrupt() == 130
+        assert again.left_running() == {}
+    finally:
+        again.keep_logs(dev.log_path.parent)
+        again.kill_everything()
