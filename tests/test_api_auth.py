@@ -10,7 +10,7 @@ import uuid
 import aiohttp
 import pytest
 
-from custom_components.cardata.api.auth import GcdmAuth, decode_jwt_expiry
+from custom_components.cardata.api.auth import GcdmAuth, decode_jwt_expiry, decode_jwt_lifetime
 from custom_components.cardata.api.const import (
     BASE_SCOPES,
     DEFAULT_SCOPES,
@@ -104,9 +104,30 @@ async def test_device_flow_from_code_to_tokens(auth: GcdmAuth, sim: SimulatorHan
     now = datetime.now(UTC)
     assert_close(tokens.access_token_expires_at, now + timedelta(seconds=3599))
     assert_close(tokens.refresh_token_expires_at, now + timedelta(days=14))
-    # The id token's own exp claim counts; it follows the simulator's (advanced) clock.
-    assert tokens.id_token_expires_at == decode_jwt_expiry(tokens.id_token)
-    assert_close(tokens.id_token_expires_at, await sim.now() + timedelta(hours=1))
+    # The simulator's clock runs 5 s ahead here: the hour BMW granted counts from now, not
+    # from BMW's clock, so the stream's password is never renewed late.
+    assert_close(tokens.id_token_expires_at, now + timedelta(hours=1))
+    jwt_expiry = decode_jwt_expiry(tokens.id_token)
+    assert jwt_expiry is not None
+    assert tokens.id_token_expires_at <= jwt_expiry
+
+
+async def test_id_token_expiry_survives_a_clock_behind_bmws(
+    auth: GcdmAuth, sim: SimulatorHandle
+) -> None:
+    """Our clock 10 minutes behind BMW's: `exp` read as our time would be 10 minutes late."""
+    await sim.advance(600)
+    device = await auth.request_device_code()
+    await sim.approve(device.user_code)
+    outcome = await auth.poll_token(device)
+    assert isinstance(outcome, TokenGranted)
+    tokens = outcome.tokens
+
+    assert decode_jwt_lifetime(tokens.id_token) == timedelta(hours=1)
+    jwt_expiry = decode_jwt_expiry(tokens.id_token)
+    assert jwt_expiry is not None
+    assert_close(jwt_expiry, datetime.now(UTC) + timedelta(minutes=70))
+    assert_close(tokens.id_token_expires_at, datetime.now(UTC) + timedelta(hours=1))
 
 
 async def test_verification_uri_complete_is_used_when_sent(

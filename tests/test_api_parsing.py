@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings, strategies as st
 import pytest
 
-from custom_components.cardata.api.auth import decode_jwt_expiry, generate_pkce
+from custom_components.cardata.api.auth import decode_jwt_expiry, decode_jwt_lifetime, generate_pkce
 from custom_components.cardata.api.client import error_from_response
 from custom_components.cardata.api.errors import (
     ApiError,
@@ -570,3 +570,23 @@ def test_permission_denied_says_whether_container_or_vehicle() -> None:
     assert isinstance(container, PermissionDeniedError)
     assert (vehicle.container, container.container) == (False, True)
     assert (container.error_id, container.error_message) == ("CU-105", "m")
+
+
+@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=1, max_value=10**6))
+def test_decode_jwt_lifetime_is_exp_minus_iat(issued: int, lifetime: int) -> None:
+    token = _jwt({"iat": issued, "exp": issued + lifetime})
+    assert decode_jwt_lifetime(token) == timedelta(seconds=lifetime)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": 1_800_000_000}, {"iat": 1_800_000_000}, {"iat": 5, "exp": 5}, {"iat": 9, "exp": 5}],
+)
+def test_decode_jwt_lifetime_gives_none_when_the_token_does_not_say(claims: Any) -> None:
+    assert decode_jwt_lifetime(_jwt(claims)) is None
+
+
+@given(st.text() | json_values.map(_jwt))
+def test_decode_jwt_lifetime_never_raises(token: str) -> None:
+    result = decode_jwt_lifetime(token)
+    assert result is None or result > timedelta(0)

@@ -80,26 +80,44 @@ def generate_pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
+def _jwt_claims(token: str) -> dict[str, Any]:
+    """Return a JWT's payload claims without checking the signature; empty if undecodable."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) < 2:
+        return {}
+    payload = parts[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _epoch_claim(claims: Mapping[str, Any], name: str) -> datetime | None:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def decode_jwt_expiry(token: str) -> datetime | None:
     """Return the `exp` claim of a JWT as an aware UTC datetime, None if undecodable.
 
     The signature is not checked: the value only schedules reconnects and refreshes.
     """
-    parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) < 2:
+    return _epoch_claim(_jwt_claims(token), "exp")
+
+
+def decode_jwt_lifetime(token: str) -> timedelta | None:
+    """Return how long a JWT was issued for (`exp` - `iat`), None if it does not say."""
+    claims = _jwt_claims(token)
+    issued, expires = _epoch_claim(claims, "iat"), _epoch_claim(claims, "exp")
+    if issued is None or expires is None or expires <= issued:
         return None
-    payload = parts[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    expiry = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(expiry, bool) or not isinstance(expiry, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(expiry, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    return expires - issued
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +385,15 @@ def _token_set(body: Mapping[str, Any], previous: TokenSet | None) -> TokenSet:
 
     id_token = as_str(body.get("id_token"))
     if id_token is not None:
-        id_expires_at = decode_jwt_expiry(id_token) or access_expires_at
+        # `exp` is BMW's clock; read as ours it is late when our clock runs behind BMW's.
+        # The lifetime BMW granted, counted from now, is right whatever the skew; the
+        # earlier of the two never renews the stream's password too late.
+        candidates = []
+        if (expiry := decode_jwt_expiry(id_token)) is not None:
+            candidates.append(expiry)
+        if (lifetime := decode_jwt_lifetime(id_token)) is not None:
+            candidates.append(now + lifetime)
+        id_expires_at = min(candidates) if candidates else access_expires_at
     elif previous is not None and previous.id_token:
         id_token, id_expires_at = previous.id_token, previous.id_token_expires_at
     else:
