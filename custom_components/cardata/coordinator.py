@@ -1,132 +1,60 @@
-"""Vehicle state of one BMW account, fed by the stream and by budgeted REST polling.
+"""Set-up and housekeeping of one BMW account's vehicles, and the hub the rest hangs on.
 
-The stream pushes descriptor updates for free; REST costs one request of BMW's 50 per
-day for each vehicle snapshot. So the coordinator polls REST rarely while the stream
-delivers (for what the stream does not carry, such as the predicted charging level and
-hvStatus) and as fast as the automatic budget allows while it does not. Polls are spread
-evenly, one vehicle per tick in turn; after a pause nothing is caught up.
+The coordinator loads the vehicles (mappings and basic data from the account cache, else
+REST), registers their devices, keeps the stored state, and refreshes what rarely changes.
+Two collaborators do the rest: `VehicleStates` (vehicle_states.py) holds the descriptor
+states and tells the listeners; `RestPoller` (polling.py) spends the automatic budget.
 
-What rarely changes (mappings, basic data, the container id) comes from the account
-cache, and the descriptor states with the time of each vehicle's last poll are stored,
-so a restart of Home Assistant costs at most one request per vehicle, and none when the
-stored state is recent.
-
-Entities listen per descriptor (`async_add_descriptor_listener`): a stream message with
-one descriptor wakes only the entities that read it.
+What rarely changes (mappings, basic data, the container id) comes from the account cache,
+and the descriptor states with the time of each vehicle's last poll are stored, so a restart
+of Home Assistant costs at most one request per vehicle, and none when the stored state is
+recent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-import math
-from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .api.client import CarDataClient
 from .api.errors import (
-    ApiError,
-    CarDataConnectionError,
-    CarDataError,
     NotFoundError,
     PermissionDeniedError,
-    RateLimitError,
-    RequestRefusedError,
-    ScopeError,
-    TokenInvalidError,
 )
 from .api.models import BasicData, StreamMessage, TelematicValue, VehicleMapping
-from .api.stream import StreamState, StreamStatus
+from .api.stream import StreamStatus
 from .cache import AccountCache
-from .const import BUDGET_WINDOW, CONF_GCID, DOMAIN, LOGGER
+from .const import CONF_GCID, DOMAIN, LOGGER
 from .containers import ContainerKeeper
-from .quota import Budget
-from .vehicle import (
-    DescriptorState,
-    Source,
-    Vehicle,
-    VehicleChange,
-    VehicleState,
-    redact_vin,
+from .polling import (
+    FAILURES_BEFORE_UNAVAILABLE,
+    PollingPlan,
+    RestPoller,
+    TokenRefresher,
+    polling_plan,
 )
+from .quota import Budget
+from .setup_requests import SetupBackoff, async_setup_request
+from .stream_watch import StreamWatch
+from .vehicle import DescriptorState, Source, Vehicle, VehicleState, redact_vin
+from .vehicle_states import DescriptorListener, VehicleListener, VehicleStates
+
+__all__ = ["CarDataCoordinator", "PollingPlan", "polling_plan"]
 
 STORAGE_VERSION: Final = 1
 # Stream messages arrive by the thousand a day; their state is written in batches.
 STATE_SAVE_DELAY: Final = 30
 MAPPINGS_MAX_AGE: Final = timedelta(days=7)
 BASIC_DATA_MAX_AGE: Final = timedelta(days=30)
-# While the stream delivers, REST only fills in what the stream lacks.
-STREAM_UP_VEHICLE_INTERVAL: Final = timedelta(hours=4)
-# Automatic requests polling leaves for set-up and container work each day.
-SETUP_RESERVE: Final = 4
-# REST failures in a row (without the stream) before the data counts as not updating.
-FAILURES_BEFORE_UNAVAILABLE: Final = 2
-# How long to leave REST alone after BMW said the token lacks the CarData API scope.
-SCOPE_ERROR_PAUSE: Final = timedelta(hours=6)
-
-type DescriptorListener = Callable[[], None]
-type VehicleListener = Callable[[VehicleChange], None]
-
-
-class TokenRefresher(Protocol):
-    """The part of the token manager the coordinator needs."""
-
-    async def async_refresh(self, *, force: bool) -> object:
-        """Refresh the tokens; raises ConfigEntryAuthFailed when a reauth is needed."""
-
-
-@dataclass(frozen=True, slots=True)
-class PollingPlan:
-    """How often REST telematics are polled.
-
-    `tick` is the least time between two polls of the account, `per_vehicle` between two
-    polls of one vehicle; `reserve` automatic requests are left for set-up and container
-    work.
-    """
-
-    tick: timedelta
-    per_vehicle: timedelta
-    reserve: int
-
-
-def polling_plan(vehicle_count: int, automatic_limit: int, stream_up: bool) -> PollingPlan | None:
-    """Return the polling plan for the account, or None when there is nothing to poll.
-
-    Without the stream the automatic budget, less the reserve, is spread evenly over the
-    day; with the stream each vehicle is polled every four hours, if the budget allows.
-    """
-    if vehicle_count <= 0:
-        return None
-    reserve = min(SETUP_RESERVE, automatic_limit // 4)
-    polls_per_day = max(1, automatic_limit - reserve)
-    tick = _whole_seconds(BUDGET_WINDOW / polls_per_day)
-    if stream_up:
-        tick = max(tick, _whole_seconds(STREAM_UP_VEHICLE_INTERVAL / vehicle_count))
-    return PollingPlan(tick=tick, per_vehicle=tick * vehicle_count, reserve=reserve)
-
-
-def _whole_seconds(interval: timedelta) -> timedelta:
-    """Round up to whole seconds: a tick a microsecond short fits one poll too many in a day."""
-    return timedelta(seconds=math.ceil(interval.total_seconds()))
-
-
-class _Listener:
-    """One registered descriptor listener (an object, so one callback can hold many keys)."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, listener: DescriptorListener) -> None:
-        self.callback = listener
 
 
 def _moment(raw: Any) -> datetime | None:
@@ -172,57 +100,62 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self._containers = ContainerKeeper(hass, entry, client, cache)
         gcid = entry.data.get(CONF_GCID) or entry.unique_id or entry.entry_id
         self._store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.state.{gcid}")
+        self._setup_backoff = SetupBackoff.for_account(hass, str(gcid))
         self.vehicles: dict[str, Vehicle] = {}
-        self._states: dict[str, VehicleState] = {}
-        self.data = self._states
-        self._descriptor_listeners: dict[tuple[str, str], list[_Listener]] = {}
-        self._vehicle_listeners: dict[str, list[VehicleListener]] = {}
-        self._stream_status: StreamStatus | None = None
+        self.states = VehicleStates(self.schedule_save)
+        self.data = self.states.by_vin
+        self.poller = RestPoller(
+            hass,
+            entry,
+            self,
+            client=client,
+            budget=budget,
+            containers=self._containers,
+            states=self.states,
+            tokens=tokens,
+        )
+        self._stream = StreamWatch(hass, self._handle_stream_delivery)
         self.last_stream_message_at: datetime | None = None
-        self._last_poll_at: datetime | None = None
-        self._not_before: datetime | None = None
-        self.next_poll_at: datetime | None = None
-        self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_budget: CALLBACK_TYPE | None = None
         self._automatic_limit = budget.automatic_limit
-        self._failures = 0
-        self._failure_logged = False
         self._unreadable: set[str] = set()
         self._prepared = False
-        self._stopped = False
-        self._auth_failed = False
-        self._scope_warned = False
         self._save_pending = False
 
     # --- Reading state ----------------------------------------------------------------
 
     def state(self, vin: str) -> Mapping[str, DescriptorState]:
         """Return the current descriptor states of a vehicle (read-only, live view)."""
-        vehicle_state = self._states.get(vin)
-        return MappingProxyType(vehicle_state.descriptors if vehicle_state else {})
+        return self.states.descriptors(vin)
 
     @property
     def stream_status(self) -> StreamStatus | None:
         """Return what the stream last reported about itself (None before it did)."""
-        return self._stream_status
+        return self._stream.status
 
     @property
     def stream_delivers(self) -> bool:
-        """Return True while the stream is connected."""
-        return (
-            self._stream_status is not None and self._stream_status.state is StreamState.CONNECTED
-        )
+        """Return True while the stream delivers; a planned reconnect does not interrupt it."""
+        return self._stream.delivers
 
     @property
     def polling(self) -> PollingPlan | None:
         """Return the polling plan in force (None when no vehicle can be polled)."""
-        readable = sum(1 for vin in self.vehicles if vin not in self._unreadable)
-        return polling_plan(readable, self._budget.automatic_limit, self.stream_delivers)
+        return self.poller.plan
+
+    @property
+    def next_poll_at(self) -> datetime | None:
+        """Return when the next poll tick is planned (None when none is)."""
+        return self.poller.next_poll_at
 
     def last_rest_fetch(self, vin: str) -> datetime | None:
         """Return when REST telematics of a vehicle were last received."""
-        vehicle_state = self._states.get(vin)
+        vehicle_state = self.states.by_vin.get(vin)
         return vehicle_state.last_rest_fetch if vehicle_state else None
+
+    def readable_vins(self) -> list[str]:
+        """Return the vehicles whose telematics BMW serves to this account."""
+        return [vin for vin in self.vehicles if vin not in self._unreadable]
 
     # --- Listeners --------------------------------------------------------------------
 
@@ -232,59 +165,15 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
     ) -> CALLBACK_TYPE:
         """Call `listener()` whenever one of `descriptors` of vehicle `vin` changes.
 
-        A change is a new value or unit, or a newer measurement of the same value;
-        duplicates and older measurements call nobody. When one update changes several
-        of the descriptors the listener is called once. Entities typically pass their
+        See `VehicleStates.async_add_descriptor_listener`; entities typically pass their
         `async_write_ha_state`. Returns the function that removes the listener.
         """
-        registration = _Listener(listener)
-        keys = [(vin, descriptor) for descriptor in dict.fromkeys(descriptors)]
-        for key in keys:
-            self._descriptor_listeners.setdefault(key, []).append(registration)
-
-        @callback
-        def remove() -> None:
-            for key in keys:
-                registered = self._descriptor_listeners.get(key)
-                if registered and registration in registered:
-                    registered.remove(registration)
-                    if not registered:
-                        del self._descriptor_listeners[key]
-
-        return remove
+        return self.states.async_add_descriptor_listener(vin, descriptors, listener)
 
     @callback
     def async_add_vehicle_listener(self, vin: str, listener: VehicleListener) -> CALLBACK_TYPE:
-        """Call `listener(change)` after every update that changed vehicle `vin`.
-
-        `change.changed` names the changed descriptors, `change.added` those seen for the
-        first time (for creating entities of descriptors that appear later). Returns the
-        function that removes the listener.
-        """
-        listeners = self._vehicle_listeners.setdefault(vin, [])
-        listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in listeners:
-                listeners.remove(listener)
-
-        return remove
-
-    @callback
-    def _notify(self, vin: str, changed: frozenset[str], added: frozenset[str]) -> None:
-        """Call the listeners of what changed, each once."""
-        if not changed:
-            return
-        due: dict[int, _Listener] = {}
-        for descriptor in changed:
-            for registration in self._descriptor_listeners.get((vin, descriptor), ()):
-                due[id(registration)] = registration
-        for registration in list(due.values()):
-            registration.callback()
-        change = VehicleChange(vin, changed, added)
-        for listener in list(self._vehicle_listeners.get(vin, ())):
-            listener(change)
+        """Call `listener(change)` after every update that changed vehicle `vin`."""
+        return self.states.async_add_vehicle_listener(vin, listener)
 
     # --- Feeding state ----------------------------------------------------------------
 
@@ -296,7 +185,7 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         if message.vin not in self.vehicles:
             return
         self._apply(message.vin, message.updates, "stream", received_at)
-        self._update_health()
+        self.update_health()
 
     @callback
     def apply_rest_values(self, vin: str, values: Mapping[str, TelematicValue]) -> None:
@@ -304,7 +193,7 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         if vin not in self.vehicles:
             return
         received_at = dt_util.utcnow()
-        self._states.setdefault(vin, VehicleState()).last_rest_fetch = received_at
+        self.states.vehicle(vin).last_rest_fetch = received_at
         self._apply(vin, values, "rest", received_at)
 
     @callback
@@ -315,24 +204,26 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         source: Source,
         received_at: datetime,
     ) -> None:
-        vehicle_state = self._states.setdefault(vin, VehicleState())
-        changed, added = vehicle_state.merge(updates, source, received_at)
-        if changed:
-            self._schedule_save()
-            self._notify(vin, changed, added)
+        self.states.merge(vin, updates, source, received_at)
+
+    @callback
+    def request_event_poll(self, vin: str, reason: str) -> bool:
+        """Poll a vehicle soon because of an event (see `RestPoller.request_event_poll`)."""
+        return self.poller.request_event_poll(vin, reason)
 
     @callback
     def set_stream_status(self, status: StreamStatus) -> None:
-        """Take note of the stream's state; polling speeds up while it is down."""
-        was_delivering = self.stream_delivers
-        self._stream_status = status
-        if self.stream_delivers != was_delivering:
-            LOGGER.debug(
-                "Stream %s; REST polling adapts",
-                "connected" if self.stream_delivers else f"not connected ({status.state})",
-            )
-            self._update_health()
-            self.async_reschedule()
+        """Take note of the stream's state; polling speeds up once it is really down."""
+        self._stream.update(status)
+
+    @callback
+    def _handle_stream_delivery(self, delivers: bool) -> None:
+        LOGGER.debug(
+            "Stream %s; REST polling adapts",
+            "connected" if delivers else f"not connected ({self._stream.status})",
+        )
+        self.update_health()
+        self.async_reschedule()
 
     # --- Set-up -----------------------------------------------------------------------
 
@@ -360,7 +251,8 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         for mapping in mappings:
             if mapping.is_primary and (vehicle := await self._async_load_vehicle(mapping)):
                 self.vehicles[mapping.vin] = vehicle
-        self._restore(stored)
+        self.poller.last_poll_at = _moment(stored.get("last_poll_at"))
+        self.states.restore(self.vehicles, stored.get("vehicles"))
         self._register_devices()
         await self._async_prepare_container()
         self._prepared = True
@@ -398,51 +290,14 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
             LOGGER.debug("Telematics container not ready yet: %s", err)
 
     async def _async_setup_call[T](self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a set-up request: refresh the token once if BMW calls it invalid.
-
-        Raises ConfigEntryAuthFailed when the token stays invalid (or lacks the CarData
-        API scope) and ConfigEntryNotReady for failures that may pass; other API errors
-        (not found, permission denied) propagate.
-        """
-        try:
-            try:
-                return await call()
-            except TokenInvalidError:
-                await self._tokens.async_refresh(force=True)
-                return await call()
-        except TokenInvalidError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN,
-                translation_key="setup_token_refused",
-                translation_placeholders={"account": self._entry.title},
-            ) from err
-        except ScopeError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN,
-                translation_key="setup_api_not_subscribed",
-                translation_placeholders={"account": self._entry.title},
-            ) from err
-        except RateLimitError as err:
-            self._budget.note_rate_limited()
-            raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="setup_rate_limited",
-                translation_placeholders={"account": self._entry.title},
-            ) from err
-        except RequestRefusedError as err:
-            raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="setup_budget_spent",
-                translation_placeholders={"account": self._entry.title},
-            ) from err
-        except (NotFoundError, PermissionDeniedError):
-            raise
-        except CarDataError as err:
-            raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="setup_unavailable",
-                translation_placeholders={"account": self._entry.title, "error": str(err)},
-            ) from err
+        """Run a set-up request with the token retry, error mapping and backoff of set-up."""
+        return await async_setup_request(
+            call,
+            tokens=self._tokens,
+            budget=self._budget,
+            backoff=self._setup_backoff,
+            account=self._entry.title,
+        )
 
     @callback
     def _register_devices(self) -> None:
@@ -470,134 +325,60 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         if not self._prepared:
             await self.async_prepare()
         plan = self.polling
-        if plan is not None and not self._stopped:
+        if plan is not None and not self.poller.stopped:
             now = dt_util.utcnow()
-            for vin in self._due_vehicles(plan, now):
-                if not await self._async_poll_vehicle(vin, raise_auth_failed=True):
+            for vin in self.poller.due_vehicles(plan, now):
+                if not await self.poller.async_poll_vehicle(vin, raise_auth_failed=True):
                     break
         self.async_reschedule()
-        return self._states
+        return self.states.by_vin
 
-    def _due_vehicles(self, plan: PollingPlan, now: datetime) -> list[str]:
-        """Return the vehicles polled at least `plan.per_vehicle` ago, longest ago first."""
-        due = [vin for vin in self._readable() if self._vehicle_due_at(vin, plan, now) <= now]
-        return sorted(due, key=lambda vin: self._vehicle_due_at(vin, plan, now))
+    @callback
+    def async_reschedule(self) -> None:
+        """Plan the next poll tick (after the stream status or the budget option changed)."""
+        if self._prepared:
+            self.poller.async_reschedule()
 
-    def _readable(self) -> list[str]:
-        return [vin for vin in self.vehicles if vin not in self._unreadable]
+    @callback
+    def mark_unreadable(self, vin: str) -> None:
+        """Stop polling a vehicle BMW refuses to serve."""
+        self._unreadable.add(vin)
 
-    def _vehicle_due_at(self, vin: str, plan: PollingPlan, now: datetime) -> datetime:
-        attempt = self._states[vin].last_poll_attempt
-        return attempt + plan.per_vehicle if attempt is not None else now - plan.per_vehicle
+    @callback
+    def polling_stopped_for_reauth(self, err: ConfigEntryAuthFailed) -> None:
+        """Wait for the reauthentication, which reloads the entry; until then nothing polls."""
+        self.last_exception = err
+        self._set_health(False)
+        self._entry.async_start_reauth(self.hass)
+
+    # --- Housekeeping -----------------------------------------------------------------
 
     def _stale_basic_data(self, now: datetime) -> str | None:
         """Return a vehicle whose basic data is due for a refresh, if any."""
-        for vin in self._readable():
+        for vin in self.readable_vins():
             fetched_at = self._cache.basic_data_fetched_at(vin)
             if fetched_at is None or now >= fetched_at + BASIC_DATA_MAX_AGE:
                 return vin
         return None
 
-    def _housekeeping_due_at(self, now: datetime) -> datetime | None:
+    def housekeeping_due_at(self, now: datetime) -> datetime | None:
         """Return when the mappings or some basic data are next due for a refresh."""
         moments = [
             (fetched_at or now) + BASIC_DATA_MAX_AGE
-            for fetched_at in map(self._cache.basic_data_fetched_at, self._readable())
+            for fetched_at in map(self._cache.basic_data_fetched_at, self.readable_vins())
         ]
         mappings_at = self._cache.mappings_fetched_at
         moments.append((mappings_at or now) + MAPPINGS_MAX_AGE)
         return min(moments)
 
-    @callback
-    def async_reschedule(self) -> None:
-        """Plan the next poll tick (after the stream status or the budget option changed).
-
-        The tick comes when the next piece of work is due (container, mappings, basic
-        data, a vehicle's telematics), never sooner than one tick after the previous
-        request, nor while the budget holds requests back.
-        """
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
-        self.next_poll_at = None
-        plan = self.polling
-        if plan is None or self._stopped or self._auth_failed or not self._prepared:
-            return
-        now = dt_util.utcnow()
-        due = [self._housekeeping_due_at(now)]
-        if self._containers.container_id is not None:
-            due.extend(self._vehicle_due_at(vin, plan, now) for vin in self._readable())
-        elif self._containers.needs_work(now):
-            due.append(now)
-        elif (retry_at := self._containers.retry_at) is not None:
-            due.append(retry_at)
-        moments = [now, min(moment for moment in due if moment is not None)]
-        if self._last_poll_at is not None:
-            moments.append(self._last_poll_at + plan.tick)
-        if self._not_before is not None:
-            moments.append(self._not_before)
-        self.next_poll_at = max(moments)
-        self._unsub_timer = async_track_point_in_utc_time(
-            self.hass, self._handle_tick_time, self.next_poll_at
-        )
-
-    @callback
-    def _handle_tick_time(self, _now: datetime) -> None:
-        self._unsub_timer = None
-        # A tracked task: unloading waits for a poll in flight instead of cutting it off.
-        self._entry.async_create_task(self.hass, self._async_tick(), name=f"{DOMAIN} poll tick")
-
-    async def _async_tick(self) -> None:
-        """One poll tick: one request's worth of work, the most urgent first."""
-        plan = self.polling
-        if plan is None or self._stopped:
-            return
-        try:
-            await self._async_tick_work(plan)
-        except ConfigEntryAuthFailed as err:
-            # The token manager gave up on the refresh token: polling waits for the
-            # reauthentication, which reloads the entry.
-            LOGGER.debug("Polling stops until the account is re-authenticated: %s", err)
-            self.last_exception = err
-            self._auth_failed = True
-            self._set_health(False)
-            self._entry.async_start_reauth(self.hass)
-        finally:
-            self.async_reschedule()
-
-    async def _async_tick_work(self, plan: PollingPlan) -> None:
-        now = dt_util.utcnow()
-        if self._not_before is not None and now < self._not_before:
-            return
-        self._not_before = None
-        if self._budget.remaining_automatic(now) <= plan.reserve:
-            LOGGER.debug("Automatic request budget nearly spent; poll skipped")
-            self._not_before = max(
-                self._budget.next_request_at(automatic=True, now=now), now + plan.tick
-            )
-        elif self._containers.needs_work(now):
-            self._last_poll_at = now
-            self._schedule_save()
-            await self._async_guarded(self._containers.async_ensure())
-        elif (mappings_at := self._cache.mappings_fetched_at) is None or (
-            now >= mappings_at + MAPPINGS_MAX_AGE
-        ):
-            self._last_poll_at = now
-            self._schedule_save()
-            await self._async_guarded(self._async_refresh_mappings())
-        elif (vin := self._stale_basic_data(now)) is not None:
-            self._last_poll_at = now
-            self._schedule_save()
-            await self._async_guarded(self._async_refresh_basic_data(vin))
-        elif due := self._due_vehicles(plan, now):
-            await self._async_poll_vehicle(due[0], raise_auth_failed=False)
-
-    async def _async_guarded(self, work: Awaitable[object]) -> None:
-        """Run housekeeping requests of a tick; their failures are handled like a poll's."""
-        try:
-            await work
-        except CarDataError as err:
-            await self._async_handle_rest_error(err, raise_auth_failed=False)
+    def housekeeping_work(self, now: datetime) -> Awaitable[None] | None:
+        """Return the most urgent housekeeping request that is due, if any."""
+        mappings_at = self._cache.mappings_fetched_at
+        if mappings_at is None or now >= mappings_at + MAPPINGS_MAX_AGE:
+            return self._async_refresh_mappings()
+        if (vin := self._stale_basic_data(now)) is not None:
+            return self._async_refresh_basic_data(vin)
+        return None
 
     async def _async_refresh_mappings(self) -> None:
         """Refresh the stored mappings; reload the entry when the vehicles changed."""
@@ -621,104 +402,14 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.vehicles[vin].basic_data = basic_data
         self._register_devices()
 
-    async def _async_poll_vehicle(self, vin: str, *, raise_auth_failed: bool) -> bool:
-        """Poll one vehicle's telematics; return False when polling should stop for now."""
-        container_id = self._containers.container_id
-        if container_id is None:
-            return False
-        now = dt_util.utcnow()
-        try:
-            data = await self._client.get_telematic_data(vin, container_id)
-        except RequestRefusedError as err:
-            # Nothing was sent; the budget decides when to try again.
-            await self._async_handle_rest_error(err, raise_auth_failed=raise_auth_failed)
-            return False
-        except PermissionDeniedError as err:
-            self._note_attempt(vin, now)
-            if err.container:
-                LOGGER.info("BMW no longer knows the telematics container; it is looked up again")
-                await self._containers.async_forget()
-            else:
-                LOGGER.warning(
-                    "BMW refuses the telematics of vehicle %s (%s); it is no longer polled",
-                    redact_vin(vin),
-                    err.error_id,
-                )
-                self._unreadable.add(vin)
-            return False
-        except CarDataError as err:
-            self._note_attempt(vin, now)
-            await self._async_handle_rest_error(err, raise_auth_failed=raise_auth_failed)
-            return False
-        self._note_attempt(vin, now)
-        if self._failures:
-            LOGGER.info("REST polling works again")
-        self._failures = 0
-        self._failure_logged = False
-        self.apply_rest_values(vin, data.values)
-        self._update_health()
-        return True
-
-    def _note_attempt(self, vin: str, moment: datetime) -> None:
-        """Remember a sent poll: it spaces the next ones, across restarts too."""
-        self._states[vin].last_poll_attempt = moment
-        self._last_poll_at = moment
-        self._schedule_save()
-
-    async def _async_handle_rest_error(self, err: CarDataError, *, raise_auth_failed: bool) -> None:
-        """React to a failed automatic request; the last values stay."""
-        now = dt_util.utcnow()
-        if isinstance(err, RequestRefusedError):
-            LOGGER.debug("Poll skipped: %s", err)
-            plan = self.polling
-            fallback = now + (plan.tick if plan else BUDGET_WINDOW)
-            self._not_before = err.retry_at or fallback
-        elif isinstance(err, RateLimitError):
-            # Not an authentication problem: BMW's daily budget is spent (maybe by another
-            # client of the account).
-            self._budget.note_rate_limited()
-            self._not_before = self._budget.blocked_until
-        elif isinstance(err, TokenInvalidError):
-            LOGGER.debug("BMW refused the access token; refreshing it")
-            await self._async_force_token_refresh(raise_auth_failed=raise_auth_failed)
-        elif isinstance(err, ScopeError):
-            if not self._scope_warned:
-                LOGGER.warning(
-                    "BMW refuses REST requests: the token does not allow the CarData API. "
-                    "Subscribe the client to CarData API in BMW's portal and re-authenticate"
-                )
-                self._scope_warned = True
-            self._not_before = now + SCOPE_ERROR_PAUSE
-        elif isinstance(err, ApiError | CarDataConnectionError):
-            self._failures += 1
-            self.last_exception = err
-            if not self._failure_logged:
-                LOGGER.warning("BMW CarData REST request failed, values kept: %s", err)
-                self._failure_logged = True
-            else:
-                LOGGER.debug("BMW CarData REST request failed again: %s", err)
-            self._update_health()
-        else:
-            LOGGER.debug("REST request not possible: %s", err)
-
-    async def _async_force_token_refresh(self, *, raise_auth_failed: bool) -> None:
-        """Refresh the token after BMW refused it; the next tick retries the request."""
-        try:
-            await self._tokens.async_refresh(force=True)
-        except ConfigEntryAuthFailed as err:
-            self.last_exception = err
-            self._set_health(False)
-            if raise_auth_failed:
-                raise
-            self._entry.async_start_reauth(self.hass)
-        except CarDataError as err:
-            LOGGER.debug("Token refresh failed, retried later: %s", err)
-
     # --- Health -------------------------------------------------------------------------
 
     @callback
-    def _update_health(self) -> None:
-        self._set_health(self.stream_delivers or self._failures < FAILURES_BEFORE_UNAVAILABLE)
+    def update_health(self) -> None:
+        """Publish whether anything updates the values."""
+        if self.poller.last_error is not None:
+            self.last_exception = self.poller.last_error
+        self._set_health(self.stream_delivers or self.poller.failures < FAILURES_BEFORE_UNAVAILABLE)
 
     @callback
     def _set_health(self, healthy: bool) -> None:
@@ -740,7 +431,7 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
     # --- Persistence --------------------------------------------------------------------
 
     @callback
-    def _schedule_save(self) -> None:
+    def schedule_save(self) -> None:
         """Write the state soon; at most STATE_SAVE_DELAY after the first unsaved change.
 
         The Store restarts its delay on every call, and the stream may never pause that
@@ -753,29 +444,17 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
 
     def _data_to_save(self) -> dict[str, Any]:
         self._save_pending = False
+        last_poll_at = self.poller.last_poll_at
         return {
-            "last_poll_at": self._last_poll_at.isoformat() if self._last_poll_at else None,
-            "vehicles": {vin: self._states[vin].as_dict() for vin in self.vehicles},
+            "last_poll_at": last_poll_at.isoformat() if last_poll_at else None,
+            "vehicles": self.states.as_dict(self.vehicles),
         }
-
-    def _restore(self, stored: Mapping[str, Any]) -> None:
-        """Take over the state stored before the restart, for the vehicles still here."""
-        self._last_poll_at = _moment(stored.get("last_poll_at"))
-        saved = stored.get("vehicles")
-        for vin in self.vehicles:
-            vehicle_state = saved.get(vin) if isinstance(saved, Mapping) else None
-            self._states[vin] = (
-                VehicleState.from_dict(vehicle_state)
-                if isinstance(vehicle_state, Mapping)
-                else VehicleState()
-            )
 
     async def async_shutdown(self) -> None:
         """Stop polling and write the state (the entry unloads or Home Assistant stops)."""
-        self._stopped = True
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
+        self.poller.stopped = True
+        self.poller.async_cancel()
+        self._stream.stop()
         if self._unsub_budget is not None:
             self._unsub_budget()
             self._unsub_budget = None

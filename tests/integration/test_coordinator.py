@@ -36,6 +36,7 @@ from custom_components.cardata.cache import AccountCache
 from custom_components.cardata.const import DOMAIN
 from custom_components.cardata.coordinator import CarDataCoordinator
 from custom_components.cardata.quota import Budget, async_get_budget
+from custom_components.cardata.stream_watch import STREAM_DOWN_GRACE
 from custom_components.cardata.vehicle import VehicleChange
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
@@ -471,6 +472,33 @@ async def test_descriptor_listeners_hear_only_their_descriptors(account: Account
     assert heard == {"soc": 1, "odometer": 0, "position": 1, "other_car": 0}
 
 
+async def test_a_failing_listener_does_not_stop_the_others(
+    account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One entity that cannot render a value: logged; the others and entity creation go on."""
+    coordinator = await account.async_start()
+    heard: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("cannot render this value")
+
+    coordinator.async_add_descriptor_listener(VIN_BEV, [SOC], broken)
+    coordinator.async_add_descriptor_listener(VIN_BEV, [SOC], lambda: heard.append("sensor"))
+    coordinator.async_add_vehicle_listener(VIN_BEV, lambda change: heard.append("creator"))
+    now = iso(dt_util.utcnow())
+
+    coordinator.apply_stream_message(
+        stream_message(VIN_BEV, {SOC: {"timestamp": now, "value": 82}})
+    )
+
+    assert heard == ["sensor", "creator"]
+    assert coordinator.state(VIN_BEV)[SOC].value == 82
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "…0001" in errors[0].getMessage()
+    assert VIN_BEV not in errors[0].getMessage()
+
+
 async def test_poll_without_news_wakes_nobody(
     hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
 ) -> None:
@@ -511,12 +539,38 @@ async def test_polling_interval_follows_stream_and_option(
     assert coordinator.next_poll_at == polled_at + timedelta(hours=4)
 
     coordinator.set_stream_status(stream_status(StreamState.DISCONNECTED))
+    # A lost connection counts as an outage only after the grace (planned reconnects).
+    assert coordinator.polling == plan
+    await travel.async_advance(STREAM_DOWN_GRACE + timedelta(seconds=1))
     account.budget.automatic_limit = 20
     coordinator.async_reschedule()
     plan = coordinator.polling
     assert plan is not None
     assert (plan.tick, plan.per_vehicle) == (timedelta(minutes=90), timedelta(minutes=180))
     assert coordinator.next_poll_at == polled_at + timedelta(minutes=180)
+
+
+async def test_planned_stream_reconnect_costs_no_request(
+    hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
+) -> None:
+    """The id-token renewal reconnects the stream: no REST poll, as a real outage would."""
+    coordinator = await account.async_start(stream=StreamState.CONNECTED)
+    # Longer than the no-stream plan waits between two polls of a vehicle (80 minutes).
+    await async_step(hass, travel, timedelta(minutes=100))
+    before = await async_rest_calls(sim)
+
+    coordinator.set_stream_status(stream_status(StreamState.CONNECTING))
+    await async_step(hass, travel, timedelta(seconds=5))
+    coordinator.set_stream_status(stream_status(StreamState.CONNECTED))
+    await async_step(hass, travel, timedelta(seconds=5))
+
+    assert await async_rest_calls(sim) == before
+    # A connection that stays lost past the grace is an outage: polling speeds up.
+    coordinator.set_stream_status(stream_status(StreamState.DISCONNECTED))
+    await async_step(hass, travel, STREAM_DOWN_GRACE + timedelta(seconds=1))
+    await async_step(hass, travel, timedelta(seconds=1))
+    after = await async_rest_calls(sim)
+    assert after.get("telematic_data", 0) > before.get("telematic_data", 0)
 
 
 async def _async_live(
