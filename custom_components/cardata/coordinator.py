@@ -33,6 +33,7 @@ from .api.errors import (
 from .api.models import BasicData, StreamMessage, TelematicValue, VehicleMapping
 from .api.stream import StreamStatus
 from .cache import AccountCache
+from .charging import IS_PLUGGED, SOC_DISPLAYED, SOC_HEADER, ChargingTracker
 from .const import CONF_GCID, DOMAIN, LOGGER
 from .containers import ContainerKeeper
 from .polling import (
@@ -46,6 +47,7 @@ from .quota import Budget
 from .setup_requests import SetupBackoff, async_setup_request
 from .stream_watch import StreamWatch
 from .vehicle import DescriptorState, Source, Vehicle, VehicleState, redact_vin
+from .vehicle_events import EventDetector
 from .vehicle_states import DescriptorListener, VehicleListener, VehicleStates
 
 __all__ = ["CarDataCoordinator", "PollingPlan", "polling_plan"]
@@ -103,6 +105,8 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self._setup_backoff = SetupBackoff.for_account(hass, str(gcid))
         self.vehicles: dict[str, Vehicle] = {}
         self.states = VehicleStates(self.schedule_save)
+        self.charging = ChargingTracker(hass, str(gcid), self.states)
+        self.events = EventDetector(self.states, self.charging, self)
         self.data = self.states.by_vin
         self.poller = RestPoller(
             hass,
@@ -152,6 +156,18 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         """Return when REST telematics of a vehicle were last received."""
         vehicle_state = self.states.by_vin.get(vin)
         return vehicle_state.last_rest_fetch if vehicle_state else None
+
+    def is_electrified(self, vin: str) -> bool:
+        """Return True for a car with a traction battery (electric or plug-in hybrid)."""
+        known = self.states.descriptors(vin)
+        if any(
+            (state := known.get(descriptor)) is not None and not state.is_placeholder
+            for descriptor in (SOC_HEADER, SOC_DISPLAYED, IS_PLUGGED)
+        ):
+            return True
+        basic_data = self.vehicles[vin].basic_data
+        drive_train = (basic_data.drive_train or "") if basic_data else ""
+        return any(kind in drive_train.upper() for kind in ("BEV", "PHEV", "ELECTRIC"))
 
     def readable_vins(self) -> list[str]:
         """Return the vehicles whose telematics BMW serves to this account."""
@@ -254,6 +270,8 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.poller.last_poll_at = _moment(stored.get("last_poll_at"))
         self.states.restore(self.vehicles, stored.get("vehicles"))
         self._register_devices()
+        await self.charging.async_start(self.vehicles)
+        self.events.async_start(self.vehicles)
         await self._async_prepare_container()
         self._prepared = True
         self._unsub_budget = self._budget.async_add_listener(self._handle_budget_change)
@@ -459,5 +477,7 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
             self._unsub_budget()
             self._unsub_budget = None
         await super().async_shutdown()
+        self.events.async_stop()
         if self._prepared:
+            await self.charging.async_stop()
             await self._store.async_save(self._data_to_save())

@@ -434,7 +434,8 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         key="state_of_charge",
         translation_key="state_of_charge",
         descriptors=(SOC_DISPLAYED, SOC_HEADER),
-        device_class=SensorDeviceClass.BATTERY,
+        # Not the battery class: the battery level sensor (charging_sensor.py) carries it,
+        # so the device page's badge shows the most current number, estimated while charging.
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
@@ -443,7 +444,6 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         key="charging_level",
         translation_key="charging_level",
         descriptors=(CHARGING_LEVEL,),
-        device_class=SensorDeviceClass.BATTERY,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,

@@ -24,6 +24,7 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
+from .charging_sensor import async_add_charging_sensors
 from .const import BUDGET_WINDOW, LOGGER
 from .descriptors import (
     SENSORS,
@@ -87,6 +88,7 @@ async def async_setup_entry(
     async_add_descriptor_entities(
         entry, async_add_entities, "sensor", SENSORS, CarDataSensor, _generic_description
     )
+    async_add_charging_sensors(entry, async_add_entities)
 
 
 def _generic_description(
