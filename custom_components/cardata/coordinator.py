@@ -34,6 +34,7 @@ from .api.models import BasicData, StreamMessage, TelematicValue, VehicleMapping
 from .api.stream import StreamStatus
 from .cache import AccountCache
 from .charging import IS_PLUGGED, SOC_DISPLAYED, SOC_HEADER, ChargingTracker
+from .charging_history import ChargingHistoryImporter
 from .const import CONF_GCID, DOMAIN, LOGGER
 from .containers import ContainerKeeper
 from .polling import (
@@ -106,6 +107,7 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.vehicles: dict[str, Vehicle] = {}
         self.states = VehicleStates(self.schedule_save)
         self.charging = ChargingTracker(hass, str(gcid), self.states)
+        self.history = ChargingHistoryImporter(hass, str(gcid), client)
         self.events = EventDetector(self.states, self.charging, self)
         self.data = self.states.by_vin
         self.poller = RestPoller(
@@ -271,7 +273,11 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.states.restore(self.vehicles, stored.get("vehicles"))
         self._register_devices()
         await self.charging.async_start(self.vehicles)
+        await self.history.async_load()
         self.events.async_start(self.vehicles)
+        self.charging.async_add_finished_listener(
+            lambda vin, session: self.note_charging_session_ended(vin, session.ended_at)
+        )
         await self._async_prepare_container()
         self._prepared = True
         self._unsub_budget = self._budget.async_add_listener(self._handle_budget_change)
@@ -380,11 +386,12 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         return None
 
     def housekeeping_due_at(self, now: datetime) -> datetime | None:
-        """Return when the mappings or some basic data are next due for a refresh."""
+        """Return when the mappings, basic data or a charging history are next due."""
         moments = [
             (fetched_at or now) + BASIC_DATA_MAX_AGE
             for fetched_at in map(self._cache.basic_data_fetched_at, self.readable_vins())
         ]
+        moments.extend(self.history.due_at(vin, now) for vin in self._history_vins())
         mappings_at = self._cache.mappings_fetched_at
         moments.append((mappings_at or now) + MAPPINGS_MAX_AGE)
         return min(moments)
@@ -396,7 +403,23 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
             return self._async_refresh_mappings()
         if (vin := self._stale_basic_data(now)) is not None:
             return self._async_refresh_basic_data(vin)
+        if (vin := self.history.due_vehicle(self._history_vins(), now)) is not None:
+            return self.history.async_import(self.vehicles[vin])
         return None
+
+    def urgent_housekeeping_at(self, now: datetime) -> datetime | None:
+        """Return when a charging history that follows a finished session is due."""
+        return self.history.after_session_due_at(self._history_vins())
+
+    @callback
+    def note_charging_session_ended(self, vin: str, ended_at: datetime) -> None:
+        """Fetch the car's charging history soon: BMW files the session that just ended."""
+        self.history.note_session_ended(vin, ended_at)
+        self.async_reschedule()
+
+    def _history_vins(self) -> list[str]:
+        """Return the cars whose charging history is imported (electrified, readable)."""
+        return [vin for vin in self.readable_vins() if self.is_electrified(vin)]
 
     async def _async_refresh_mappings(self) -> None:
         """Refresh the stored mappings; reload the entry when the vehicles changed."""

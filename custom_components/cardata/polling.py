@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from .quota import Budget
     from .vehicle_states import VehicleStates
 
-# While the stream delivers, REST only fills in what the stream lacks.
-STREAM_UP_VEHICLE_INTERVAL: Final = timedelta(hours=4)
+# While the stream delivers, REST only fills in what the stream lacks; events (a trip or a
+# charging session ended, the cable plugged) poll at the moments that matter on top.
+STREAM_UP_VEHICLE_INTERVAL: Final = timedelta(hours=6)
 # Automatic requests polling leaves for set-up and container work each day.
 SETUP_RESERVE: Final = 4
 # REST failures in a row (without the stream) before the data counts as not updating.
@@ -80,7 +81,7 @@ def polling_plan(vehicle_count: int, automatic_limit: int, stream_up: bool) -> P
     """Return the polling plan for the account, or None when there is nothing to poll.
 
     Without the stream the automatic budget, less the reserve, is spread evenly over the
-    day; with the stream each vehicle is polled every four hours, if the budget allows.
+    day; with the stream each vehicle is polled every six hours, if the budget allows.
     """
     if vehicle_count <= 0:
         return None
@@ -115,6 +116,9 @@ class PollOwner(Protocol):
 
     def housekeeping_work(self, now: datetime) -> Awaitable[None] | None:
         """Return the most urgent housekeeping request that is due, if any."""
+
+    def urgent_housekeeping_at(self, now: datetime) -> datetime | None:
+        """Return when housekeeping that follows an event is due (not held to the tick)."""
 
     def apply_rest_values(self, vin: str, values: dict[str, TelematicValue]) -> None:
         """Merge REST telematics of a vehicle."""
@@ -252,6 +256,8 @@ class RestPoller:
         next_at = max(moments)
         if self._event_polls and self._containers.container_id is not None:
             next_at = min(next_at, max(now, min(self._event_polls.values())))
+        if (urgent := self._owner.urgent_housekeeping_at(now)) is not None:
+            next_at = min(next_at, max(now, urgent))
         if self._not_before is not None:
             next_at = max(next_at, self._not_before)
         self.next_poll_at = next_at

@@ -521,7 +521,7 @@ async def test_poll_without_news_wakes_nobody(
 async def test_polling_interval_follows_stream_and_option(
     hass: HomeAssistant, account: Account, travel: TimeTravel
 ) -> None:
-    """Stream down: the automatic share spread over the day; stream up: every 4 h per vehicle."""
+    """Stream down: the automatic share spread over the day; stream up: every 6 h per vehicle."""
     coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
     polled_at = dt_util.utcnow()
 
@@ -535,8 +535,8 @@ async def test_polling_interval_follows_stream_and_option(
     coordinator.set_stream_status(stream_status(StreamState.CONNECTED))
     plan = coordinator.polling
     assert plan is not None
-    assert (plan.tick, plan.per_vehicle) == (timedelta(hours=2), timedelta(hours=4))
-    assert coordinator.next_poll_at == polled_at + timedelta(hours=4)
+    assert (plan.tick, plan.per_vehicle) == (timedelta(hours=3), timedelta(hours=6))
+    assert coordinator.next_poll_at == polled_at + timedelta(hours=6)
 
     coordinator.set_stream_status(stream_status(StreamState.DISCONNECTED))
     # A lost connection counts as an outage only after the grace (planned reconnects).
@@ -609,25 +609,31 @@ async def test_days_without_stream_poll_evenly_within_the_automatic_share(
 
     polls = await _async_live(hass, sim, account, travel, days=2, step=timedelta(minutes=20))
 
-    # The second day: BMW counted exactly the automatic share less the set-up reserve.
-    assert await async_rest_calls(sim) == {"telematic_data": 36}
-    assert len(polls) == 36
-    assert {later - earlier for earlier, later in pairwise(polls)} == {timedelta(minutes=40)}
+    # The second day: BMW counted exactly the automatic share less the set-up reserve. The
+    # PHEV's charging session ended on the way: its charging history took one tick.
+    calls = await async_rest_calls(sim)
+    assert sum(calls.values()) == 36
+    assert calls.keys() <= {"telematic_data", "charging_history"}
+    assert calls.get("charging_history", 0) <= 1
+    assert len(polls) == calls["telematic_data"]
+    gaps = {later - earlier for earlier, later in pairwise(polls)}
+    assert gaps <= {timedelta(minutes=40), timedelta(minutes=80)}
 
 
-async def test_a_day_with_stream_polls_each_vehicle_every_four_hours(
+async def test_a_day_with_stream_polls_each_vehicle_every_six_hours(
     hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
 ) -> None:
-    """While the stream delivers, REST only fills in: each vehicle every 4 hours."""
+    """While the stream delivers, REST only fills in: each vehicle every 6 hours."""
     coordinator = await account.async_start(stream=StreamState.CONNECTED)
 
     polls = await _async_live(hass, sim, account, travel, days=1, step=timedelta(minutes=20))
 
-    # Set-up read both vehicles; from 4 hours on one vehicle every 2 hours.
-    assert len(polls) == 11
-    assert await async_rest_calls(sim) == {"telematic_data": 11}
+    # Set-up read both vehicles; from 6 hours on one vehicle every 3 hours.
+    assert len(polls) == 7
+    calls = await async_rest_calls(sim)
+    assert calls["telematic_data"] == 7
     gaps = {later - earlier for earlier, later in pairwise(polls)}
-    assert gaps == {timedelta(hours=2)}
+    assert gaps == {timedelta(hours=3)}
     assert coordinator.last_rest_fetch(VIN_BEV) is not None
 
 
