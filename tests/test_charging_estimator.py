@@ -352,6 +352,19 @@ def test_a_pause_keeps_the_fraction() -> None:
     assert feed.soc > before
 
 
+def test_a_car_that_sends_tenths_is_taken_at_its_word() -> None:
+    feed = Feed()
+    feed.start(20.4)
+    feed.wait(20)
+    rate = feed.soc
+    feed.wait(10)
+    rate = feed.soc - rate  # points per 10 minutes
+    assert 26 < feed.soc < 27
+    feed.send(soc=26.0)  # a whole number from a car that sends tenths is exact
+    feed.wait(10)
+    assert feed.soc == pytest.approx(26.0 + rate, abs=0.02)
+
+
 # --- learning -----------------------------------------------------------------------------------
 
 
