@@ -167,6 +167,21 @@ def test_dc_is_power_with_ac_voltage_and_current_at_zero(
     assert feed.soc > 10
 
 
+def test_a_dc_taper_below_ac_power_stays_dc() -> None:
+    feed = Feed()
+    feed.start(40, power=120_000)  # this car sends no AC voltage or current at all
+    feed.wait(15)
+    feed.send(power=15_000)
+    feed.wait(45)
+    assert feed.estimate().method == "dc"
+    feed.send(status="CHARGINGENDED", power=0)
+    feed.wait(1)
+    feed.send(soc=80)
+    [finished] = feed.estimator.pop_finished()
+    assert finished.method == "dc"
+    assert list(feed.estimator.efficiencies) == ["dc"]  # AC learned nothing from it
+
+
 def test_untidy_values_never_raise_and_count_as_nothing() -> None:
     feed = Feed()
     feed.start(20, power=0)
