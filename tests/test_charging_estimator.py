@@ -167,6 +167,21 @@ def test_dc_is_power_with_ac_voltage_and_current_at_zero(
     assert feed.soc > 10
 
 
+def test_a_dc_taper_below_ac_power_stays_dc() -> None:
+    feed = Feed()
+    feed.start(40, power=120_000)  # this car sends no AC voltage or current at all
+    feed.wait(15)
+    feed.send(power=15_000)
+    feed.wait(45)
+    assert feed.estimate().method == "dc"
+    feed.send(status="CHARGINGENDED", power=0)
+    feed.wait(1)
+    feed.send(soc=80)
+    [finished] = feed.estimator.pop_finished()
+    assert finished.method == "dc"
+    assert list(feed.estimator.efficiencies) == ["dc"]  # AC learned nothing from it
+
+
 def test_untidy_values_never_raise_and_count_as_nothing() -> None:
     feed = Feed()
     feed.start(20, power=0)
@@ -257,21 +272,24 @@ def test_never_passes_target_nor_100_and_never_goes_down_while_charging() -> Non
 
 
 def test_stale_start_value_resent_with_a_fresh_time_does_not_pull_back() -> None:
-    feed = Feed()
-    feed.start(20)
-    feed.wait(30)
-    before = feed.soc
-    # Charging speed changes: the car re-sends the session's start value, stamped now.
-    feed.send(power=7_400, soc=20)
-    assert feed.soc == before
-    feed.wait(30)
-    feed.send(soc=35)
-    feed.wait(10)
-    moving = feed.soc
-    feed.send(power=11_000, soc=20)
-    assert feed.soc == moving
-    feed.send(soc=35)  # the latest value again, fresh time: no news either
-    assert feed.soc == moving
+    quiet, resending = Feed(), Feed()
+    for feed in (quiet, resending):
+        feed.start(20)
+    for minute in range(1, 121):
+        power = 7_400 if minute < 60 else 11_000
+        for feed in (quiet, resending):
+            feed.wait(1)
+            feed.send(power=power)
+            if minute == 40:
+                feed.send(soc=35)
+        if minute % 15 == 0:
+            # Charging speed changes: this car re-sends the session's start value, or the
+            # latest measured one, stamped now. Neither is news.
+            resending.send(power=power + 100, soc=20 if minute < 40 or minute % 30 else 35)
+            resending.send(power=power)
+        if minute > 40:
+            assert resending.soc == quiet.soc
+    assert quiet.soc > 35
 
 
 def test_keeps_advancing_through_an_hour_of_silence() -> None:
@@ -349,6 +367,19 @@ def test_a_pause_keeps_the_fraction() -> None:
     assert feed.soc > before
 
 
+def test_a_car_that_sends_tenths_is_taken_at_its_word() -> None:
+    feed = Feed()
+    feed.start(20.4)
+    feed.wait(20)
+    rate = feed.soc
+    feed.wait(10)
+    rate = feed.soc - rate  # points per 10 minutes
+    assert 26 < feed.soc < 27
+    feed.send(soc=26.0)  # a whole number from a car that sends tenths is exact
+    feed.wait(10)
+    assert feed.soc == pytest.approx(26.0 + rate, abs=0.02)
+
+
 # --- learning -----------------------------------------------------------------------------------
 
 
@@ -364,16 +395,16 @@ def test_learns_the_cars_efficiency_from_finished_sessions() -> None:
 
 
 def test_learning_at_high_power_does_not_make_slow_sessions_run_ahead() -> None:
-    # Fixed overhead: 11 kW loses little, 1.4 kW solar charging proportionally much more.
-    feed, car = Feed(), TrueCar(efficiency=0.95, overhead_kw=0.3)
+    # Fixed overhead: 11 kW loses little, 1.4 kW solar charging proportionally much more,
+    # and this car loses more than most at any power.
+    feed, car = Feed(), TrueCar(efficiency=0.88, overhead_kw=0.3)
     for _ in range(4):
         run_session(feed, car, power=11_000, until=80)
         car.soc = 20.0
-    car.soc = 20.0
     feed.send(soc=20)
     feed.wait(30)
     feed.send(status="CHARGINGACTIVE", power=1_400)
-    for _ in range(24):
+    for _ in range(36):
         feed.wait(10)
         car.charge(1_400, 10)
         assert feed.soc <= car.soc + 0.3

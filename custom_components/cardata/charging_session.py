@@ -240,14 +240,14 @@ class ChargingSession:
     ) -> None:
         """Re-anchor to a newer measurement.
 
-        An integer measurement that agrees with the estimate to its resolution (BMW
-        rounds or truncates) keeps the estimate's fraction; the number shown never falls.
+        A whole-number measurement from a car that sends only whole numbers, agreeing
+        with the estimate to that resolution (BMW rounds or truncates), keeps the
+        estimate's fraction; the number shown never falls.
         """
         self.record(soc, at)
+        whole_numbers = all(float(value).is_integer() for value in self.seen)
         keep = (
-            estimate_then is not None
-            and float(soc).is_integer()
-            and soc - 0.5 <= estimate_then < soc + 1.0
+            estimate_then is not None and whole_numbers and soc - 0.5 <= estimate_then < soc + 1.0
         )
         self.anchor_soc = estimate_then if keep and estimate_then is not None else soc
         self.anchor_at = at
