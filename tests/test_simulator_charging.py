@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.simulator import fleet
@@ -296,8 +297,35 @@ async def test_control_api_runs_a_session_into_the_charging_history(sim: Simulat
         ended["grid_kwh"]
     )
 
+    tokens = await sim.issue_tokens()
+    newest = (await _rest_history(sim, tokens["access_token"], vin))[0]
+    assert newest == ended["history_entry"]
+    assert newest["startTime"] == int(datetime.fromisoformat(ended["started"]).timestamp())
+
     with pytest.raises(SimulatorControlError) as refused:
         await sim.start_charging(fleet.VIN_PHEV, "dc")
     assert refused.value.status == 400
     stopped = await sim.stop_charging(vin, unplug=True)
     assert stopped["session"]["phase"] == "ended"
+
+
+async def _rest_history(sim: SimulatorHandle, access_token: str, vin: str) -> list[dict[str, Any]]:
+    """BMW's chargingHistory of the last day, as a client reads it."""
+    now = await sim.now()
+    params = {
+        "from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "to": now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    headers = {"Authorization": f"Bearer {access_token}", "x-version": "v1"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{sim.api_url}/customers/vehicles/{vin}/chargingHistory",
+            params=params,
+            headers=headers,
+        ) as response,
+    ):
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+    sessions: list[dict[str, Any]] = body["data"]
+    return sessions
