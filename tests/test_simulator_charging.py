@@ -329,3 +329,18 @@ async def _rest_history(sim: SimulatorHandle, access_token: str, vin: str) -> li
         body: dict[str, Any] = await response.json()
     sessions: list[dict[str, Any]] = body["data"]
     return sessions
+
+
+async def test_a_frozen_clock_moves_only_when_advanced(sim: SimulatorHandle) -> None:
+    """A bench moving Home Assistant's frozen clock can keep the simulator's exactly in step."""
+    frozen_at = await sim.freeze_clock()
+    await sim.start_charging(fleet.VIN_BEV, "ac", start_soc=20, target_soc=80)
+    assert await sim.now() == frozen_at
+
+    assert await sim.advance(600) == frozen_at + timedelta(seconds=600)
+    truth = (await sim.charging_truth(fleet.VIN_BEV))["session"]
+    # 9.5 minutes of charging after 30 s of initialisation, at about 10 kW into 80.7 kWh.
+    assert truth["soc"] == pytest.approx(20 + 10.02 * 9.5 / 60 / 80.7 * 100, abs=0.05)
+
+    assert await sim.freeze_clock(frozen=False) == frozen_at + timedelta(seconds=600)
+    assert await sim.now() >= frozen_at + timedelta(seconds=600)

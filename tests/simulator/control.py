@@ -208,15 +208,25 @@ async def _deny(simulator: Simulator, request: web.Request) -> dict[str, Any]:
 
 async def _get_clock(simulator: Simulator, request: web.Request) -> dict[str, Any]:
     clock = simulator.state.clock
-    return {"now": iso_millis(clock.now()), "timestamp": clock.timestamp()}
+    return {"now": iso_millis(clock.now()), "timestamp": clock.timestamp(), "frozen": clock.frozen}
 
 
 async def _advance_clock(simulator: Simulator, request: web.Request) -> dict[str, Any]:
     body = await json_object(request)
     seconds = body.get("advance_seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+    freeze = body.get("freeze")
+    if seconds is None and freeze is None:
+        raise ControlRequestError("give advance_seconds, freeze, or both")
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+    ):
         raise ControlRequestError("advance_seconds must be a number >= 0")
-    simulator.state.clock.advance(float(seconds))
+    if freeze is not None and not isinstance(freeze, bool):
+        raise ControlRequestError("freeze must be true or false")
+    if freeze is not None:
+        simulator.state.clock.freeze(freeze)
+    if seconds is not None:
+        simulator.state.clock.advance(float(seconds))
     return await _get_clock(simulator, request)
 
 

@@ -141,6 +141,15 @@ class SimulatorHandle:
         result = await self._request("POST", "/clock", {"advance_seconds": seconds})
         return datetime.fromisoformat(result["now"])
 
+    async def freeze_clock(self, frozen: bool = True) -> datetime:
+        """Stop the simulator's clock (it then moves only by `advance`), or let it run again.
+
+        For benches and tests that move Home Assistant's frozen clock in step with it: the
+        two then never drift apart by the real time the run takes. `reset` lets it run.
+        """
+        result = await self._request("POST", "/clock", {"freeze": frozen})
+        return datetime.fromisoformat(result["now"])
+
     async def set_telematics(self, vin: str, values: Mapping[str, Any]) -> None:
         """Make the car report values: `{descriptor: value | {"value", "unit"?, "timestamp"?}}`.
 
