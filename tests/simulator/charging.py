@@ -222,15 +222,21 @@ class ChargingSession:
         return min(self.target_soc, self.soc + gained)
 
     def finish(self, now: datetime, reason: FinishReason) -> list[Emission]:
-        """The driver stops the charge or pulls the cable at `now`."""
+        """The driver stops the charge, pulls the cable, or starts a new session at `now`."""
         emitted = self.advance(now)
+        was_ended = self.ended is not None
+        if not was_ended and now > self._t:
+            # The part of an internal step before the stop counts too.
+            self._step(self._t, (now - self._t).total_seconds())
         if self.ended is None:
             self._end(now, reason)
         emitted.extend(self._out)
         self._out = []
-        if reason is FinishReason.UNPLUGGED:
-            emitted.extend(self._pending)
+        if self._pending and (was_ended or reason is FinishReason.UNPLUGGED):
+            # The final reading was still to come: the car sends it as the session goes.
             self._pending = []
+            emitted.append((now, self._soc_points(self._display(self.soc), now)))
+        if reason is FinishReason.UNPLUGGED:
             emitted.append((now, unplug_points(now, self._car)))
         return sorted(emitted, key=lambda item: item[0])
 
