@@ -275,6 +275,25 @@ def test_driver_stop_and_unplug() -> None:
     )
 
 
+def test_a_stop_between_steps_counts_and_a_final_soc_still_due_is_sent() -> None:
+    session = _session(start_soc=20, target_soc=80, quirks=_clean())
+    session.advance(START + timedelta(minutes=10))
+    stopped = START + timedelta(minutes=10, seconds=5)
+    session.finish(stopped, FinishReason.DRIVER)
+    assert session.ended == stopped
+    assert session.energy.grid == pytest.approx(11.04 * (9.5 + 5 / 60) / 60, rel=0.005)
+
+    ending = _session(start_soc=79.5, target_soc=80)
+    now = START
+    while ending.ended is None:
+        now += timedelta(seconds=30)
+        ending.advance(now)
+    # The final SoC is held back 75 s; a new session starting now sends it at once.
+    replaced = ending.finish(now, FinishReason.DRIVER)
+    assert _values(replaced, SOC) == [(now, 80.0)]
+    assert not ending.running
+
+
 async def test_control_api_runs_a_session_into_the_charging_history(sim: SimulatorHandle) -> None:
     vin = fleet.VIN_BEV
     started = await sim.start_charging(vin, "ac", start_soc=20, target_soc=30)
