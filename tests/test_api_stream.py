@@ -1081,6 +1081,41 @@ async def test_keepalive_pings_and_a_silent_broker_is_detected(
     assert lost.reason == "no answer from the broker within the keepalive"
 
 
+async def test_an_unanswered_ping_is_visible_until_the_broker_answers(
+    tls: TlsMaterial, make_stream: StreamFactory, recorder: Recorder
+) -> None:
+    """Time-travelling tests wait on this before a jump, so an answer is never left unread."""
+    pings = 0
+    answer = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal pings
+        await accept_session(reader, writer)
+        while (await read_packet(reader)).type is PacketType.PINGREQ:
+            pings += 1
+            recorder.notify()
+            await answer.wait()
+            writer.write(encode_pingresp())
+            await writer.drain()
+
+    async with scripted_broker(tls, script) as port:
+        stream = make_stream(port, "id-token", keepalive=1)
+        assert not stream.awaiting_ping_response
+        await stream.start()
+        await recorder.until_state(StreamState.CONNECTED)
+        await recorder.until(lambda: pings == 1)
+        assert stream.awaiting_ping_response
+        answer.set()
+        async with asyncio.timeout(5):
+            # Reading a PINGRESP calls back nothing, so there is no event to wait on.
+            while stream.awaiting_ping_response:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert stream.status.state is StreamState.CONNECTED
+        await stream.stop()
+
+    assert not stream.awaiting_ping_response
+
+
 # --- against the BMW simulator (its own process, OAuth included) ---------------------------
 
 

@@ -966,6 +966,10 @@ def test_quirks_accept_command_line_spellings_and_reset() -> None:
         "not_available": PRESSURE,
         "multi_descriptor": False,
         "rest_only": False,
+        # Charging sessions: what every reported car does is on by default.
+        "withhold_charging_soc": False,
+        "resend_start_soc": True,
+        "early_charging_end": True,
     }
     quirks.update({"duplicates": "off", "not_available": "false"})
     assert not quirks.duplicates

@@ -28,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.cardata.api.auth import GcdmAuth
 from custom_components.cardata.api.const import DEFAULT_SCOPES
 from custom_components.cardata.api.models import TokenGranted, TokenSet
+from custom_components.cardata.api.stream import StreamState
 from custom_components.cardata.const import (
     CONF_AUTOMATIC_BUDGET,
     CONF_CLIENT_ID,
@@ -116,6 +117,13 @@ class TimeTravel:
     BMW had not answered for hours, although BMW may have answered (and rotated the
     refresh token). So each jump first waits until Home Assistant is idle and, when
     given, until `settled()` holds (for example: the stream is connected again).
+
+    The same holds for the stream of every loaded entry: a jump waits while it is
+    connecting (a reconnect with new credentials takes real time, not clock time) and
+    while its keepalive ping is unanswered. Otherwise the next jump's keepalive check
+    would find the broker's answer still unread and drop a healthy connection. A stream
+    waiting out its reconnect back-off is not waited for: that timer needs clock time,
+    which only the next jump brings.
     """
 
     def __init__(
@@ -141,6 +149,7 @@ class TimeTravel:
         clock moves, so the two do not race.
         """
         await self._hass.async_block_till_done()
+        await async_wait_for(self._hass, self._streams_settled, "the stream to settle")
         if self._settled is not None:
             await async_wait_for(self._hass, self._settled, "things to settle before a jump")
         # The simulator first: what Home Assistant's timers then do (renew tokens,
@@ -151,6 +160,21 @@ class TimeTravel:
         self._freezer.tick(delta)
         async_fire_time_changed(self._hass)
         await self._hass.async_block_till_done()
+
+    def _streams_settled(self) -> bool:
+        """No loaded entry's stream is connecting or waiting for its ping's answer."""
+        for entry in self._hass.config_entries.async_loaded_entries(DOMAIN):
+            # Tests that wire parts of an entry by hand may have no stream (or no runtime data).
+            manager = getattr(getattr(entry, "runtime_data", None), "stream", None)
+            if manager is None:
+                continue
+            if manager.status.state is StreamState.CONNECTING:
+                return False
+            # The manager does not expose its client's keepalive; the test reaches in.
+            stream = manager._stream
+            if stream is not None and stream.awaiting_ping_response:
+                return False
+        return True
 
     async def async_advance_in_steps(self, total: timedelta, step: timedelta) -> None:
         """Jump forward by `total` in jumps of at most `step`."""

@@ -12,15 +12,35 @@ import time
 
 
 class SimClock:
-    """Wall-clock time shifted by an adjustable offset."""
+    """Wall-clock time shifted by an adjustable offset; it can also stand still.
+
+    A frozen clock moves only when advanced, like Home Assistant's clock under freezegun,
+    so a test or bench that moves both in step sees no drift between them.
+    """
 
     def __init__(self) -> None:
         self._offset = 0.0
+        self._frozen_at: float | None = None
         self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the clock stands still between advances."""
+        return self._frozen_at is not None
 
     def timestamp(self) -> float:
         """Seconds since the epoch, as the simulator sees it."""
+        if self._frozen_at is not None:
+            return self._frozen_at
         return time.time() + self._offset
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the clock where it is, or let it run on from where it stands."""
+        if frozen and self._frozen_at is None:
+            self._frozen_at = self.timestamp()
+        elif not frozen and self._frozen_at is not None:
+            self._offset = self._frozen_at - time.time()
+            self._frozen_at = None
 
     def now(self) -> datetime:
         """Aware UTC datetime, as the simulator sees it."""
@@ -30,13 +50,17 @@ class SimClock:
         """Jump forward and let listeners (token expiry, scenarios) react at once."""
         if seconds < 0:
             raise ValueError("the simulator's clock only moves forward")
-        self._offset += seconds
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+        else:
+            self._offset += seconds
         for listener in list(self._listeners):
             listener()
 
     def reset(self) -> None:
-        """Back to wall time (used by the control API's reset)."""
+        """Back to running wall time (used by the control API's reset)."""
         self._offset = 0.0
+        self._frozen_at = None
         for listener in list(self._listeners):
             listener()
 

@@ -67,7 +67,21 @@ class ScenarioControls(Protocol):
 
     def start(self, vin: str, name: str, step_seconds: float = ...) -> Any: ...
 
+    def stop(self, vin: str) -> Any: ...
+
     def stop_all(self) -> Any: ...
+
+
+class ChargingControls(Protocol):
+    """What the control API needs from the charging sessions (charging_desk.py)."""
+
+    def start(self, vin: str, request: Any) -> dict[str, Any]: ...
+
+    def stop(self, vin: str, *, unplug: bool) -> dict[str, Any]: ...
+
+    def truth(self, vin: str) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
 
 
 @dataclass
@@ -81,10 +95,13 @@ class Simulator:
     apply: Callable[[str, dict[str, TelematicPoint]], None]
     startup_quirks: dict[str, object] = field(default_factory=dict)
     ready_info: dict[str, Any] = field(default_factory=dict)
+    charging: ChargingControls | None = None
 
     async def reset(self) -> None:
         """Back to the start state; see `POST /reset`."""
         await _maybe_await(self.scenarios.stop_all())
+        if self.charging is not None:
+            self.charging.reset()
         await self.broker.drop_all()
         self.quirks.reset()
         if self.startup_quirks:
@@ -98,7 +115,7 @@ class Simulator:
 SIMULATOR_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
 
 
-class _ControlRequestError(Exception):
+class ControlRequestError(Exception):
     """The control request cannot be carried out (answered 400, or `status`)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -112,7 +129,7 @@ async def _maybe_await(result: Any) -> Any:
     return result
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; an empty body counts as `{}`."""
     if not request.can_read_body:
         return {}
@@ -122,21 +139,21 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(text)
     except ValueError as err:
-        raise _ControlRequestError(f"body is not JSON: {err}") from None
+        raise ControlRequestError(f"body is not JSON: {err}") from None
     if not isinstance(body, dict):
-        raise _ControlRequestError("body must be a JSON object")
+        raise ControlRequestError("body must be a JSON object")
     return body
 
 
-def _handler(
+def handler(
     function: Callable[[Simulator, web.Request], Any],
 ) -> Callable[[web.Request], Any]:
-    """Run `function(simulator, request)` and turn its result or _ControlRequestError into JSON."""
+    """Run `function(simulator, request)` and turn its result or ControlRequestError into JSON."""
 
     async def wrapper(request: web.Request) -> web.Response:
         try:
             result = await function(request.app[SIMULATOR_KEY], request)
-        except _ControlRequestError as err:
+        except ControlRequestError as err:
             return web.json_response({"error": str(err)}, status=err.status)
         return web.json_response(result)
 
@@ -146,7 +163,7 @@ def _handler(
 def _optional_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise _ControlRequestError(f"{key} must be a string")
+        raise ControlRequestError(f"{key} must be a string")
     return value
 
 
@@ -159,16 +176,16 @@ async def _reset(simulator: Simulator, request: web.Request) -> dict[str, Any]:
 
 
 async def _decide(simulator: Simulator, request: web.Request, *, approve: bool) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     state = simulator.state
     grant = state.find_device_grant(_optional_str(body, "user_code"))
     if grant is None:
-        raise _ControlRequestError("no pending device authorization with that user code", 404)
+        raise ControlRequestError("no pending device authorization with that user code", 404)
     if approve:
         gcid = _optional_str(body, "gcid")
         if gcid is not None:
             if gcid not in state.gcids():
-                raise _ControlRequestError(f"unknown gcid {gcid}", 404)
+                raise ControlRequestError(f"unknown gcid {gcid}", 404)
             grant.gcid = gcid
         grant.status = "approved"
     else:
@@ -191,15 +208,25 @@ async def _deny(simulator: Simulator, request: web.Request) -> dict[str, Any]:
 
 async def _get_clock(simulator: Simulator, request: web.Request) -> dict[str, Any]:
     clock = simulator.state.clock
-    return {"now": iso_millis(clock.now()), "timestamp": clock.timestamp()}
+    return {"now": iso_millis(clock.now()), "timestamp": clock.timestamp(), "frozen": clock.frozen}
 
 
 async def _advance_clock(simulator: Simulator, request: web.Request) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     seconds = body.get("advance_seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise _ControlRequestError("advance_seconds must be a number >= 0")
-    simulator.state.clock.advance(float(seconds))
+    freeze = body.get("freeze")
+    if seconds is None and freeze is None:
+        raise ControlRequestError("give advance_seconds, freeze, or both")
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+    ):
+        raise ControlRequestError("advance_seconds must be a number >= 0")
+    if freeze is not None and not isinstance(freeze, bool):
+        raise ControlRequestError("freeze must be true or false")
+    if freeze is not None:
+        simulator.state.clock.freeze(freeze)
+    if seconds is not None:
+        simulator.state.clock.advance(float(seconds))
     return await _get_clock(simulator, request)
 
 
@@ -212,17 +239,17 @@ def _parse_point(
     if not isinstance(raw, dict):
         return TelematicPoint(raw, default_unit, now)
     if "value" not in raw:
-        raise _ControlRequestError(f"{descriptor}: an object needs a 'value'")
+        raise ControlRequestError(f"{descriptor}: an object needs a 'value'")
     unit = raw.get("unit", default_unit)
     stamp = raw.get("timestamp")
     moment = now
     if stamp is not None:
         if not isinstance(stamp, str):
-            raise _ControlRequestError(f"{descriptor}: timestamp must be an ISO 8601 string")
+            raise ControlRequestError(f"{descriptor}: timestamp must be an ISO 8601 string")
         try:
             moment = datetime.fromisoformat(stamp)
         except ValueError:
-            raise _ControlRequestError(
+            raise ControlRequestError(
                 f"{descriptor}: timestamp {stamp!r} is not ISO 8601"
             ) from None
         if moment.tzinfo is None:
@@ -233,8 +260,8 @@ def _parse_point(
 async def _set_telematics(simulator: Simulator, request: web.Request) -> dict[str, Any]:
     vin = request.match_info["vin"]
     if vin not in fleet.VEHICLES:
-        raise _ControlRequestError(f"unknown VIN {vin}", 404)
-    body = await _json_object(request)
+        raise ControlRequestError(f"unknown VIN {vin}", 404)
+    body = await json_object(request)
     now = simulator.state.clock.now()
     points = {
         descriptor: _parse_point(simulator.state, vin, descriptor, raw, now)
@@ -245,25 +272,25 @@ async def _set_telematics(simulator: Simulator, request: web.Request) -> dict[st
 
 
 async def _start_scenario(simulator: Simulator, request: web.Request) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     vin, name = body.get("vin"), body.get("name")
     if vin not in fleet.VEHICLES:
-        raise _ControlRequestError(f"unknown VIN {vin!r}", 404)
+        raise ControlRequestError(f"unknown VIN {vin!r}", 404)
     if not isinstance(name, str):
-        raise _ControlRequestError("name must be a string")
+        raise ControlRequestError("name must be a string")
     known = getattr(simulator.scenarios, "names", None)
     if known is not None and name not in known:
-        raise _ControlRequestError(f"unknown scenario {name!r}; known: {sorted(known)}")
+        raise ControlRequestError(f"unknown scenario {name!r}; known: {sorted(known)}")
     step = body.get("step_seconds")
     try:
         if step is None:
             await _maybe_await(simulator.scenarios.start(vin, name))
         else:
             if isinstance(step, bool) or not isinstance(step, int | float) or step <= 0:
-                raise _ControlRequestError("step_seconds must be a positive number")
+                raise ControlRequestError("step_seconds must be a positive number")
             await _maybe_await(simulator.scenarios.start(vin, name, step_seconds=float(step)))
     except (KeyError, ValueError) as err:
-        raise _ControlRequestError(str(err)) from None
+        raise ControlRequestError(str(err)) from None
     return {"vin": vin, "name": name, "started": True}
 
 
@@ -272,20 +299,20 @@ async def _calls(simulator: Simulator, request: web.Request) -> dict[str, Any]:
 
 
 async def _fault(simulator: Simulator, request: web.Request) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     name = body.get("endpoint")
     if name not in ENDPOINT_NAMES:
-        raise _ControlRequestError(f"endpoint must be one of {list(ENDPOINT_NAMES)}")
+        raise ControlRequestError(f"endpoint must be one of {list(ENDPOINT_NAMES)}")
     count = body.get("count", 1)
     status = body.get("status", 500)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise _ControlRequestError("count must be an integer >= 1")
+        raise ControlRequestError("count must be an integer >= 1")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise _ControlRequestError("status must be an HTTP status code")
+        raise ControlRequestError("status must be an HTTP status code")
     content_type = _optional_str(body, "content_type")
     timeout = body.get("timeout", False)
     if not isinstance(timeout, bool):
-        raise _ControlRequestError("timeout must be true or false")
+        raise ControlRequestError("timeout must be true or false")
     simulator.state.faults[name] = Fault(
         count=count,
         status=status,
@@ -302,11 +329,11 @@ async def _drop_stream(simulator: Simulator, request: web.Request) -> dict[str, 
 
 
 async def _quirks(simulator: Simulator, request: web.Request) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     try:
         simulator.quirks.update(body)
     except (ValueError, TypeError, KeyError) as err:
-        raise _ControlRequestError(str(err)) from None
+        raise ControlRequestError(str(err)) from None
     as_dict = getattr(simulator.quirks, "as_dict", None)
     return {"quirks": as_dict() if as_dict else body}
 
@@ -316,11 +343,11 @@ async def _get_config(simulator: Simulator, request: web.Request) -> dict[str, A
 
 
 async def _set_config(simulator: Simulator, request: web.Request) -> dict[str, Any]:
-    body = await _json_object(request)
+    body = await json_object(request)
     try:
         simulator.state.config.update(body)
     except ValueError as err:
-        raise _ControlRequestError(str(err)) from None
+        raise ControlRequestError(str(err)) from None
     return await _get_config(simulator, request)
 
 
@@ -328,13 +355,13 @@ async def _subscriptions(simulator: Simulator, request: web.Request) -> dict[str
     client_id = request.match_info["client_id"]
     state = simulator.state
     if client_id not in state.subscriptions:
-        raise _ControlRequestError(f"unknown client id {client_id}", 404)
-    body = await _json_object(request)
+        raise ControlRequestError(f"unknown client id {client_id}", 404)
+    body = await json_object(request)
     changes: dict[str, bool | None] = {}
     for service in ("api", "stream"):
         value = body.get(service)
         if value is not None and not isinstance(value, bool):
-            raise _ControlRequestError(f"{service} must be true or false")
+            raise ControlRequestError(f"{service} must be true or false")
         changes[service] = value
     state.set_subscriptions(client_id, api=changes["api"], stream=changes["stream"])
     return {"client_id": client_id, **state.subscriptions[client_id]}
@@ -344,13 +371,13 @@ async def _foreign_containers(simulator: Simulator, request: web.Request) -> dic
     gcid = request.match_info["gcid"]
     state = simulator.state
     if gcid not in state.gcids():
-        raise _ControlRequestError(f"unknown gcid {gcid}", 404)
-    body = await _json_object(request)
+        raise ControlRequestError(f"unknown gcid {gcid}", 404)
+    body = await json_object(request)
     count = body.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise _ControlRequestError("count must be an integer >= 1")
+        raise ControlRequestError("count must be an integer >= 1")
     if state.active_container_count(gcid) + count > CONTAINER_LIMIT:
-        raise _ControlRequestError(f"an account holds at most {CONTAINER_LIMIT} active containers")
+        raise ControlRequestError(f"an account holds at most {CONTAINER_LIMIT} active containers")
     created = [
         state.add_container(
             gcid, f"evcc.io {index + 1}", "Another app's container", _FOREIGN_CONTAINER_DESCRIPTORS
@@ -377,22 +404,22 @@ def create_app(simulator: Simulator) -> web.Application:
     app = web.Application()
     app[SIMULATOR_KEY] = simulator
     routes = app.router
-    routes.add_get("/", _handler(_info))
-    routes.add_post("/reset", _handler(_reset))
-    routes.add_post("/approve", _handler(_approve))
-    routes.add_post("/deny", _handler(_deny))
-    routes.add_get("/clock", _handler(_get_clock))
-    routes.add_post("/clock", _handler(_advance_clock))
-    routes.add_post("/vehicles/{vin}/telematics", _handler(_set_telematics))
-    routes.add_post("/scenario", _handler(_start_scenario))
-    routes.add_get("/calls", _handler(_calls))
-    routes.add_post("/faults", _handler(_fault))
-    routes.add_post("/stream/drop", _handler(_drop_stream))
-    routes.add_get("/stream/sessions", _handler(_sessions))
-    routes.add_get("/secrets", _handler(_secrets))
-    routes.add_post("/quirks", _handler(_quirks))
-    routes.add_get("/config", _handler(_get_config))
-    routes.add_post("/config", _handler(_set_config))
-    routes.add_post("/clients/{client_id}/subscriptions", _handler(_subscriptions))
-    routes.add_post("/accounts/{gcid}/containers", _handler(_foreign_containers))
+    routes.add_get("/", handler(_info))
+    routes.add_post("/reset", handler(_reset))
+    routes.add_post("/approve", handler(_approve))
+    routes.add_post("/deny", handler(_deny))
+    routes.add_get("/clock", handler(_get_clock))
+    routes.add_post("/clock", handler(_advance_clock))
+    routes.add_post("/vehicles/{vin}/telematics", handler(_set_telematics))
+    routes.add_post("/scenario", handler(_start_scenario))
+    routes.add_get("/calls", handler(_calls))
+    routes.add_post("/faults", handler(_fault))
+    routes.add_post("/stream/drop", handler(_drop_stream))
+    routes.add_get("/stream/sessions", handler(_sessions))
+    routes.add_get("/secrets", handler(_secrets))
+    routes.add_post("/quirks", handler(_quirks))
+    routes.add_get("/config", handler(_get_config))
+    routes.add_post("/config", handler(_set_config))
+    routes.add_post("/clients/{client_id}/subscriptions", handler(_subscriptions))
+    routes.add_post("/accounts/{gcid}/containers", handler(_foreign_containers))
     return app

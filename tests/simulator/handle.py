@@ -141,6 +141,15 @@ class SimulatorHandle:
         result = await self._request("POST", "/clock", {"advance_seconds": seconds})
         return datetime.fromisoformat(result["now"])
 
+    async def freeze_clock(self, frozen: bool = True) -> datetime:
+        """Stop the simulator's clock (it then moves only by `advance`), or let it run again.
+
+        For benches and tests that move Home Assistant's frozen clock in step with it: the
+        two then never drift apart by the real time the run takes. `reset` lets it run.
+        """
+        result = await self._request("POST", "/clock", {"freeze": frozen})
+        return datetime.fromisoformat(result["now"])
+
     async def set_telematics(self, vin: str, values: Mapping[str, Any]) -> None:
         """Make the car report values: `{descriptor: value | {"value", "unit"?, "timestamp"?}}`.
 
@@ -220,6 +229,59 @@ class SimulatorHandle:
         result = await self._request("GET", "/stream/sessions")
         sessions: list[dict[str, Any]] = result["sessions"]
         return sessions
+
+    # --- charging sessions (docs/contracts.md, "Charging sessions") --------------------
+
+    async def start_charging(
+        self,
+        vin: str,
+        mode: str = "ac",
+        *,
+        target_soc: float | None = None,
+        start_soc: float | None = None,
+        capacity_kwh: float | None = None,
+        power_kw: float | None = None,
+        profile: list[tuple[float, float]] | None = None,
+    ) -> dict[str, Any]:
+        """Plug `vin` in and charge (`ac`, `dc` or `solar`); returns `charging_truth`.
+
+        `profile` is offered power over time as (seconds, kW) segments, repeated after the
+        last; below 1.38 kW (6 A on one phase) the car pauses. Unset values come from the
+        car: its state of charge, target and maxEnergy.
+        """
+        optional = {
+            "target_soc": target_soc,
+            "start_soc": start_soc,
+            "capacity_kwh": capacity_kwh,
+            "power_kw": power_kw,
+        }
+        body: dict[str, Any] = {
+            "mode": mode,
+            **{key: value for key, value in optional.items() if value is not None},
+        }
+        if profile is not None:
+            body["profile"] = [
+                {"seconds": seconds, "power_kw": power} for seconds, power in profile
+            ]
+        result: dict[str, Any] = await self._request("POST", f"/vehicles/{vin}/charging", body)
+        return result
+
+    async def stop_charging(self, vin: str, *, unplug: bool = False) -> dict[str, Any]:
+        """The driver ends the charge (END_REQUESTED_BY_DRIVER) or pulls the cable."""
+        result: dict[str, Any] = await self._request(
+            "POST", f"/vehicles/{vin}/charging/stop", {"unplug": unplug}
+        )
+        return result
+
+    async def charging_truth(self, vin: str) -> dict[str, Any]:
+        """The true state of the current and last session: {vin, now, session, last_session}.
+
+        A session: mode, phase (initializing|charging|paused|ended), soc (true, float),
+        start_soc, target_soc, capacity_kwh, battery_kwh, grid_kwh, battery_added_kwh,
+        loss_kwh, grid_power_w, started, ended, finish_reason, history_entry.
+        """
+        result: dict[str, Any] = await self._request("GET", f"/vehicles/{vin}/charging")
+        return result
 
     # --- shortcuts -----------------------------------------------------------------------
 

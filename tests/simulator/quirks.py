@@ -91,7 +91,14 @@ MessageData = dict[str, dict[str, Any]]
 
 @dataclass
 class StreamQuirks:
-    """The stream's switchable deviations; all off by default (a clean, documented feed)."""
+    """The stream's switchable deviations.
+
+    The feed's quirks are off by default (a clean, documented feed). The charging quirks
+    (charging.py) that every reported car shows are on by default: re-sending the session's
+    start state of charge when the speed changes, and CHARGINGENDED arriving before the final
+    state of charge. Withholding the state of charge while charging, which only some cars
+    do, is off.
+    """
 
     quoted_numbers: bool = False
     missing_units: bool = False
@@ -102,6 +109,12 @@ class StreamQuirks:
     not_available: str | None = None  # the descriptor whose value is sent as "-NA-"
     multi_descriptor: bool = False
     rest_only: bool = False  # drop what BMW's stream does not carry (REST_ONLY_DESCRIPTORS)
+    # Charging sessions: no state of charge (nor range) from plug-in until the end.
+    withhold_charging_soc: bool = False
+    # Charging sessions: a speed change re-sends the start state of charge, freshly stamped.
+    resend_start_soc: bool = True
+    # Charging sessions: the final state of charge follows CHARGINGENDED 75 s later.
+    early_charging_end: bool = True
     _distance_messages: int = field(default=0, init=False, repr=False, compare=False)
 
     def update(self, mapping: Mapping[str, object]) -> None:

@@ -18,6 +18,7 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .battery import AC_LOSSES, SMALL_BATTERY_KWH
 from .points import TelematicPoint
 
 if TYPE_CHECKING:
@@ -76,9 +77,7 @@ MUNICH_ROUTE: tuple[tuple[float, float], ...] = (
 EARTH_RADIUS_KM = 6371.0
 CONSUMPTION_KWH_PER_KM = 0.17
 DEFAULT_CAPACITY_KWH = 80.0
-CHARGING_EFFICIENCY = 0.92
 CHARGING_STEP_MINUTES = 10
-SMALL_BATTERY_KWH = 40.0  # below this a car is a PHEV: 3.7 kW on one phase, not 11 kW on three
 PARKED_REPORT_EVERY = 10  # steps between two 12 V battery reports while parked
 
 # Per-step wiggle of an AC charge, so consecutive updates differ as real ones do.
@@ -162,7 +161,8 @@ def charging(state: Mapping[str, TelematicPoint], clock: SimClock) -> Steps:
     phases = 1 if single_phase else 3
     amps, volts = 16, 230.0
     power_w = round(phases * amps * volts)
-    kw_into_battery = power_w / 1000 * CHARGING_EFFICIENCY
+    # The same losses as a charging session's (battery.py), in coarse 10-minute steps.
+    kw_into_battery = AC_LOSSES.battery_kw(power_w / 1000)
 
     now = clock.now()
     plug_in = {

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import control, fleet, oauth, persistence, rest
+from . import control, control_charging, fleet, oauth, persistence, rest
 from .broker import Broker
+from .charging_desk import ChargingDesk
 from .clock import SimClock
 from .quirks import StreamQuirks
 from .scenarios import ScenarioRunner
@@ -67,6 +68,7 @@ class SimulatorServer:
         self._runners: list[web.AppRunner] = []
         self.broker: Broker | None = None
         self.scenarios: ScenarioRunner | None = None
+        self.charging: ChargingDesk | None = None
 
     def _apply(self, vin: str, points: dict[str, TelematicPoint]) -> None:
         """A car reports `points`: REST sees the newest values, the stream gets them all."""
@@ -103,6 +105,7 @@ class SimulatorServer:
             quirks=self.quirks,
         )
         self.scenarios = ScenarioRunner(self.clock, self._apply, self._current_state)
+        self.charging = ChargingDesk(self.state, self.quirks, self._apply)
         simulator = control.Simulator(
             state=self.state,
             broker=self.broker,
@@ -110,11 +113,14 @@ class SimulatorServer:
             scenarios=self.scenarios,
             apply=self._apply,
             startup_quirks=dict(self.options.quirks),
+            charging=self.charging,
         )
         mqtt_port = await self.broker.start()
         gcdm_port = await self._serve(oauth.create_app(self.state), self.options.gcdm_port)
         api_port = await self._serve(rest.create_app(self.state), self.options.api_port)
-        control_port = await self._serve(control.create_app(simulator), self.options.control_port)
+        control_app = control.create_app(simulator)
+        control_charging.add_routes(control_app)
+        control_port = await self._serve(control_app, self.options.control_port)
         url_host = f"[{host}]" if ":" in host else host
         ready = {
             "gcdm_url": f"http://{url_host}:{gcdm_port}",
@@ -142,6 +148,8 @@ class SimulatorServer:
         try:
             if self.scenarios is not None:
                 await self.scenarios.stop_all()
+            if self.charging is not None:
+                await self.charging.close()
             if self.broker is not None:
                 await self.broker.stop()
             for runner in reversed(self._runners):

@@ -310,6 +310,20 @@ class CarDataStream:
         """The MQTT client id in use."""
         return self._client_id
 
+    @property
+    def awaiting_ping_response(self) -> bool:
+        """Whether the broker has yet to answer our keepalive ping.
+
+        In real time the answer comes within milliseconds. Tests that move the clock in
+        jumps wait for it before the next jump, as no real minute would pass without it.
+        """
+        session = self._session
+        if session is None or session.ended.done():
+            return False
+        # paho keeps no public record of an outstanding PINGREQ; `_ping_t` is its own.
+        ping_sent_at: float = session.client._ping_t  # noqa: SLF001
+        return ping_sent_at > 0
+
     async def start(self) -> None:
         """Start connecting, or resume after REFUSED / TAKEN_OVER; returns at once."""
         if self._loop is None:
