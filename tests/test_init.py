@@ -35,3 +35,45 @@ def test_manifest_declares_what_hacs_and_hassfest_need() -> None:
     assert manifest["requirements"] == ["paho-mqtt>=2.1.0"]
     for key in ("version", "codeowners", "documentation", "issue_tracker"):
         assert manifest[key]
+
+
+# The keys HACS's hacs.json schema accepts; any other key fails its `hacsjson` check.
+HACS_JSON_KEYS = {
+    "content_in_root",
+    "country",
+    "filename",
+    "hacs",
+    "hide_default_branch",
+    "homeassistant",
+    "persistent_directory",
+    "render_readme",
+    "zip_release",
+    "name",
+}
+REPO_ROOT = MANIFEST.parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_repository_passes_hacs_store_checks() -> None:
+    """What HACS's validation checks without any check skipped: license, hacs.json, brand.
+
+    GitHub recognises the license from the LICENSE file (pyproject's `license` does not
+    count); the brands check accepts an icon shipped in the integration's brand/ folder.
+    """
+    license_text = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n")
+    assert "Copyright (c) 2026 The BMW CarData for Home Assistant contributors" in license_text
+
+    hacs = json.loads((REPO_ROOT / "hacs.json").read_text(encoding="utf-8"))
+    assert set(hacs) <= HACS_JSON_KEYS
+    assert hacs["name"] == "BMW CarData"
+    assert hacs["homeassistant"] == "2025.4.0"
+
+    for name, size in (("icon.png", 256), ("icon@2x.png", 512)):
+        header = (MANIFEST.parent / "brand" / name).read_bytes()[:24]
+        assert header.startswith(PNG_SIGNATURE)
+        # The IHDR chunk: width and height, big-endian, right after the signature.
+        assert int.from_bytes(header[16:20]) == int.from_bytes(header[20:24]) == size
+
+    workflow = (REPO_ROOT / ".github" / "workflows" / "validate.yml").read_text(encoding="utf-8")
+    assert "ignore:" not in workflow
