@@ -979,6 +979,28 @@ async def test_reconfigure_to_new_client(
     mock_setup_entry.assert_awaited_once()
 
 
+async def test_reconfigure_of_a_running_account_reloads_it(
+    hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock
+) -> None:
+    """Reconfigure on a running account reloads it by itself, with no deprecation report."""
+    entry = await async_add_entry(hass, sim)
+    before = entry.runtime_data
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CLIENT_ID: fleet.CLIENT_FULL}
+    )
+    result = await approved_login(hass, sim, clock, result)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    after = entry.runtime_data
+    assert after is not before
+    await async_wait_for(hass, lambda: after.stream.connected, "the stream to reconnect")
+
+
 async def test_reconfigure_to_another_account(
     hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock, mock_setup_entry: AsyncMock
 ) -> None:
