@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import logging
 import os
 from pathlib import Path
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from homeassistant.helpers import frame
 import pytest
 
 from tests.simulator.handle import SimulatorHandle
@@ -31,6 +32,87 @@ def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
     """
     if "hass" in request.fixturenames:
         request.getfixturevalue("enable_custom_integrations")
+
+
+# --- Deprecation guard --------------------------------------------------------------------
+#
+# Home Assistant announces what it will stop supporting in two ways: `report_usage` in
+# homeassistant.helpers.frame ("Detected that custom integration 'cardata' ... This will stop
+# working in Home Assistant 2026.12.0"), and warnings of homeassistant.helpers.deprecation
+# ("The deprecated constant ... was used from cardata"). Both only log; without this guard a
+# test passes while the integration heads for a release that breaks it.
+
+_DEPRECATION_MARKERS = (
+    "Detected that custom integration 'cardata'",
+    "Detected code that",
+    "The deprecated ",
+    "is deprecated",
+    "will stop working in Home Assistant",
+)
+
+
+def is_deprecation_report(record: logging.LogRecord) -> bool:
+    """Return True for a log record in which Home Assistant reports a deprecation."""
+    if record.levelno < logging.WARNING:
+        return False
+    if record.name == frame.__name__:
+        return True
+    if not record.name.startswith(("homeassistant", "custom_components.cardata")):
+        return False
+    message = record.getMessage()
+    return any(marker in message for marker in _DEPRECATION_MARKERS)
+
+
+class DeprecationReports(logging.Handler):
+    """Collects Home Assistant's deprecation reports during one test.
+
+    A handler of its own (not caplog) so a test's `caplog.clear()` or level change cannot
+    hide a report; `report_usage` calls are recorded too, also those that raise instead of
+    logging or that its once-per-integration memory would not log again.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing reported."""
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep a record that reports a deprecation."""
+        if is_deprecation_report(record):
+            self.reports.append(f"{record.name}: {record.getMessage()}")
+
+    def report_usage_called(self, what: str, kwargs: dict[str, object]) -> None:
+        """Keep a call of Home Assistant's `report_usage`."""
+        self.reports.append(f"report_usage: {what} {kwargs}")
+
+    def take(self) -> list[str]:
+        """Return the reports so far and forget them (for a test that provokes one)."""
+        taken, self.reports = self.reports, []
+        return taken
+
+
+@pytest.fixture(autouse=True)
+def deprecation_reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[DeprecationReports]:
+    """Fail any test during which Home Assistant reports a deprecation, on every version."""
+    collector = DeprecationReports()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    # `report_usage` is imported by name into its callers, but it hands the work to the
+    # module-level `_report_usage`, which is looked up at each call: wrap that one.
+    original: Callable[..., None] = frame._report_usage
+
+    def recording(hass: object, what: str, **kwargs: object) -> None:
+        collector.report_usage_called(what, kwargs)
+        original(hass, what, **kwargs)
+
+    monkeypatch.setattr(frame, "_report_usage", recording)
+    try:
+        yield collector
+    finally:
+        root.removeHandler(collector)
+    assert not collector.reports, "Home Assistant reported a deprecation:\n" + "\n".join(
+        collector.reports
+    )
 
 
 class _SimulatorProcess:

@@ -12,7 +12,7 @@ from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_track_point_in_utc_time
@@ -24,21 +24,15 @@ from .api.auth import GcdmAuth
 from .api.client import CarDataClient
 from .api.errors import CarDataConnectionError
 from .cache import AccountCache
-from .const import (
-    CONF_AUTOMATIC_BUDGET,
-    CONF_CLIENT_ID,
-    CONF_GCID,
-    DEFAULT_AUTOMATIC_BUDGET,
-    DOMAIN,
-    LOGGER,
-)
+from .const import CONF_CLIENT_ID, CONF_GCID, DOMAIN, LOGGER, SIMULATOR_ENV
 from .coordinator import STORAGE_VERSION as STATE_STORAGE_VERSION, CarDataCoordinator
-from .endpoints import async_resolve_endpoints
+from .endpoints import SimulatorSwitchError, async_resolve_endpoints
 from .image import async_remove_stored_image
 from .quota import Budget, async_get_budget
-from .runtime import CarDataConfigEntry, CarDataRuntimeData
+from .runtime import CarDataConfigEntry, CarDataRuntimeData, automatic_limit
 from .services import async_setup_services
 from .stream_manager import StreamManager
+from .titles import redact_title
 from .tokens import TokenManager, async_remove_token_store
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -61,7 +55,16 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> bool:
     """Connect one BMW account: tokens, budget, clients, coordinator, then the stream."""
-    endpoints = await async_resolve_endpoints(hass)
+    _async_redact_title(hass, entry)
+    try:
+        endpoints = await async_resolve_endpoints(hass)
+    except SimulatorSwitchError as err:
+        # Only a restart without (or with a loopback) switch can change this: no retry.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=err.reason,
+            translation_placeholders={"variable": SIMULATOR_ENV},
+        ) from err
     session = async_get_clientsession(hass)
     gcid: str = entry.data[CONF_GCID]
 
@@ -81,7 +84,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> b
     tokens.async_start()
 
     budget = await async_get_budget(hass, gcid)
-    budget.automatic_limit = _automatic_limit(entry)
+    budget.automatic_limit = automatic_limit(entry.options)
     entry.async_on_unload(_async_watch_budget(hass, entry, budget))
 
     cache = AccountCache(hass, gcid)
@@ -121,7 +124,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> b
         coordinator=coordinator,
         stream=stream,
     )
-    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    # No update listener: the options flow applies a new budget to the running account
+    # itself, and reauth and reconfigure reload the entry from the flow, as Home Assistant
+    # expects from 2026.12 on (an update listener there would block that reload).
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Entities exist now: let the stream feed them.
@@ -153,21 +158,15 @@ async def async_remove_entry(hass: HomeAssistant, entry: CarDataConfigEntry) -> 
     issues.async_clear_all(hass, entry)
 
 
-def _automatic_limit(entry: CarDataConfigEntry) -> int:
-    return int(entry.options.get(CONF_AUTOMATIC_BUDGET, DEFAULT_AUTOMATIC_BUDGET))
+@callback
+def _async_redact_title(hass: HomeAssistant, entry: CarDataConfigEntry) -> None:
+    """Shorten full VINs in the title: older versions named a car without basic data so.
 
-
-async def _async_entry_updated(hass: HomeAssistant, entry: CarDataConfigEntry) -> None:
-    """Apply changed options without a reload.
-
-    Called for every change of the entry, token rotations included, so it only does
-    what is cheap and idempotent.
+    The title reaches log lines and repair issues, which end up in bug reports.
     """
-    runtime = entry.runtime_data
-    limit = _automatic_limit(entry)
-    if runtime.budget.automatic_limit != limit:
-        runtime.budget.automatic_limit = limit
-        runtime.coordinator.async_reschedule()
+    title = redact_title(entry.title)
+    if title != entry.title:
+        hass.config_entries.async_update_entry(entry, title=title)
 
 
 @callback

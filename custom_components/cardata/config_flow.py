@@ -30,12 +30,13 @@ else:
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
     SOURCE_RECONFIGURE,
+    SOURCE_USER,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
@@ -69,7 +70,6 @@ from .api.models import (
     SlowDown,
     TokenGranted,
     TokenSet,
-    VehicleMapping,
 )
 from .cache import AccountCache
 from .const import (
@@ -82,9 +82,13 @@ from .const import (
     DOMAIN,
     LOGGER,
     MIN_AUTOMATIC_BUDGET,
+    SIMULATOR_ENV,
 )
-from .endpoints import async_resolve_endpoints
+from .endpoints import Endpoints, SimulatorSwitchError, async_resolve_endpoints
 from .quota import async_get_budget
+from .runtime import async_apply_options
+from .titles import entry_title, vehicle_name
+from .vehicle import redact_vin
 
 # BMW issues client ids as UUIDs and accepts them only in lower case.
 _CLIENT_ID_PATTERN: Final = re.compile(
@@ -106,15 +110,6 @@ def normalize_client_id(raw: str) -> str | None:
     return client_id if _CLIENT_ID_PATTERN.fullmatch(client_id) else None
 
 
-def vehicle_name(mapping: VehicleMapping, basic_data: BasicData | None) -> str:
-    """Name a vehicle by brand and model, falling back to its VIN."""
-    if basic_data is None or not basic_data.model_name:
-        return mapping.vin
-    if basic_data.brand and not basic_data.model_name.startswith(basic_data.brand):
-        return f"{basic_data.brand} {basic_data.model_name}"
-    return basic_data.model_name
-
-
 def _subscription_error(missing: frozenset[str]) -> str:
     """Return the form error naming the CarData service(s) the client id lacks."""
     if SCOPE_API in missing and SCOPE_STREAMING in missing:
@@ -126,6 +121,14 @@ def _budget_exhausted(retry_at: datetime | None) -> AbortFlow:
     """Abort: the daily budget is spent; say when requests are possible again."""
     moment = dt_util.as_local(retry_at or dt_util.utcnow()).strftime("%Y-%m-%d %H:%M")
     return AbortFlow("budget_exhausted", {"retry_at": moment})
+
+
+async def _async_endpoints(hass: HomeAssistant) -> Endpoints:
+    """Return where BMW is; abort the flow when the simulator switch must be refused."""
+    try:
+        return await async_resolve_endpoints(hass)
+    except SimulatorSwitchError as err:
+        raise AbortFlow(err.reason, {"variable": SIMULATOR_ENV}) from err
 
 
 class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -186,6 +189,10 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
             if client_id is None:
                 errors[CONF_CLIENT_ID] = "invalid_client_id"
             else:
+                if self.source == SOURCE_USER:
+                    # A client id belongs to one account: known here, refused before the
+                    # BMW login. Another client id of the same account is found after it.
+                    self._async_abort_entries_match({CONF_CLIENT_ID: client_id})
                 self._client_id = client_id
                 error = await self._async_request_device_code(placeholders)
                 if error is None:
@@ -206,7 +213,7 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_request_device_code(self, placeholders: dict[str, str]) -> str | None:
         """Ask GCDM for a fresh device code; return a form error key on failure."""
-        endpoints = await async_resolve_endpoints(self.hass)
+        endpoints = await _async_endpoints(self.hass)
         self._auth = GcdmAuth(
             async_get_clientsession(self.hass), self._client_id, base_url=endpoints.gcdm_url
         )
@@ -352,7 +359,7 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
                 step_id="finish", data_schema=vol.Schema({}), errors={"base": "cannot_connect"}
             )
         return self.async_create_entry(
-            title=", ".join(names),
+            title=entry_title(names),
             data=data,
             options={CONF_AUTOMATIC_BUDGET: DEFAULT_AUTOMATIC_BUDGET},
         )
@@ -363,7 +370,7 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
         Raises AbortFlow for what ends the flow, CarDataConnectionError or ApiError for
         what a retry may fix.
         """
-        endpoints = await async_resolve_endpoints(self.hass)
+        endpoints = await _async_endpoints(self.hass)
         budget = await async_get_budget(self.hass, tokens.gcid)
 
         async def access_token() -> str:
@@ -399,7 +406,9 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
                 basic_data = await client.get_basic_data(mapping.vin)
             except CarDataError as err:
                 # The name is a courtesy: the entry's set-up fetches basic data again.
-                LOGGER.info("No basic data for %s, naming it by VIN: %s", mapping.vin, err)
+                LOGGER.info(
+                    "No basic data for %s, naming it by VIN: %s", redact_vin(mapping.vin), err
+                )
                 if isinstance(err, RateLimitError):
                     budget.note_rate_limited()
             else:
@@ -410,25 +419,45 @@ class CarDataConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class CarDataOptionsFlow(OptionsFlow):
-    """How much of BMW's daily budget the integration may spend by itself."""
+    """How much of BMW's daily budget the integration may spend by itself.
+
+    A new value applies to the running account at once; no reload, so the stream stays
+    connected (and Home Assistant needs no update listener for it).
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the automatic share of the 50 daily requests."""
+        """Ask for the automatic share of the 50 daily requests, a whole number."""
+        errors: dict[str, str] = {}
+        current: float = self.config_entry.options.get(
+            CONF_AUTOMATIC_BUDGET, DEFAULT_AUTOMATIC_BUDGET
+        )
         if user_input is not None:
-            return self.async_create_entry(
-                data={CONF_AUTOMATIC_BUDGET: int(user_input[CONF_AUTOMATIC_BUDGET])}
-            )
-        current = self.config_entry.options.get(CONF_AUTOMATIC_BUDGET, DEFAULT_AUTOMATIC_BUDGET)
+            current = user_input[CONF_AUTOMATIC_BUDGET]
+            # is_integer() is also False for inf and nan, which int() cannot take.
+            if not float(current).is_integer() or not (
+                MIN_AUTOMATIC_BUDGET <= current <= DAILY_BUDGET
+            ):
+                errors[CONF_AUTOMATIC_BUDGET] = "automatic_budget_out_of_range"
+            else:
+                options = {CONF_AUTOMATIC_BUDGET: int(current)}
+                async_apply_options(self.config_entry, options)
+                return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
+                # The range is checked above, not by the selector, so a value outside it
+                # gets a translated message instead of the selector's "Value 55.0 is too
+                # large"; the field's description states the range.
                 vol.Required(CONF_AUTOMATIC_BUDGET, default=current): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_AUTOMATIC_BUDGET,
-                        max=DAILY_BUDGET,
-                        step=1,
-                        mode=NumberSelectorMode.SLIDER,
-                    )
+                    NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX)
                 )
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={
+                "minimum": str(MIN_AUTOMATIC_BUDGET),
+                "maximum": str(DAILY_BUDGET),
+            },
+        )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import callback
+
+from .const import CONF_AUTOMATIC_BUDGET, DEFAULT_AUTOMATIC_BUDGET
 
 if TYPE_CHECKING:
     from .api.client import CarDataClient
@@ -36,3 +40,24 @@ class CarDataRuntimeData:
 
 
 type CarDataConfigEntry = ConfigEntry[CarDataRuntimeData]
+
+
+def automatic_limit(options: Mapping[str, Any]) -> int:
+    """Return how many of the daily requests the integration may spend by itself."""
+    return int(options.get(CONF_AUTOMATIC_BUDGET, DEFAULT_AUTOMATIC_BUDGET))
+
+
+@callback
+def async_apply_options(entry: CarDataConfigEntry, options: Mapping[str, Any]) -> None:
+    """Give a running account its new options at once, without a reload.
+
+    A reload would reconnect the stream and re-read the account for a number that only
+    changes the polling plan. An entry that is not running reads its options at set-up.
+    """
+    if entry.state is not ConfigEntryState.LOADED:
+        return
+    runtime = entry.runtime_data
+    limit = automatic_limit(options)
+    if runtime.budget.automatic_limit != limit:
+        runtime.budget.automatic_limit = limit
+        runtime.coordinator.async_reschedule()

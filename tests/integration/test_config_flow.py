@@ -18,9 +18,9 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 import uuid
 
-from homeassistant.config_entries import SOURCE_USER, ConfigFlowResult
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -40,10 +40,14 @@ from custom_components.cardata.const import (
     CONF_TOKENS,
     DEFAULT_AUTOMATIC_BUDGET,
     DOMAIN,
+    SIMULATOR_ENV,
 )
 from custom_components.cardata.quota import async_get_budget
+from custom_components.cardata.titles import vehicle_name
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
+
+from .common import async_add_entry, async_wait_for
 
 INTEGRATION = Path(__file__).parents[2] / "custom_components" / "cardata"
 STRINGS = json.loads((INTEGRATION / "strings.json").read_text(encoding="utf-8"))
@@ -253,6 +257,11 @@ async def test_user_flow_creates_entry(
     assert shown["url"] == f"{sim.gcdm_url}/oneid/link?user_code={user_code}"
     assert shown["verification_uri"] == f"{sim.gcdm_url}/oneid/link"
     assert shown["minutes"] == "5"
+    # The long link is the target of one link, never also printed as its text.
+    for language in (STRINGS, GERMAN):
+        text = language["config"]["progress"]["wait_for_approval"].format(**shown)
+        assert text.count(shown["url"]) == 1
+        assert f"[{shown['url']}]" not in text
 
     progress = result
     result = await approved_login(hass, sim, clock, result)
@@ -305,11 +314,27 @@ async def test_user_flow_creates_entry(
         assert secret not in shown_to_user
 
 
-async def test_account_already_configured(
+async def test_client_id_already_configured_is_refused_before_the_login(
+    hass: HomeAssistant, sim: SimulatorHandle, device_codes: list[DeviceAuthorization]
+) -> None:
+    """A client id that is already set up ends the flow at once: no BMW login to do."""
+    main_entry().add_to_hass(hass)
+
+    # Pasted in upper case: the same client id as the entry's.
+    result = await start_user_flow(hass, fleet.CLIENT_FULL.upper())
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert device_codes == []
+    assert await rest_calls(sim) == {}
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_account_already_configured_with_another_client(
     hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock
 ) -> None:
-    """The same BMW account cannot be added twice, and no request is spent finding out."""
-    main_entry().add_to_hass(hass)
+    """Another client id of an account already set up: refused after the login names it."""
+    main_entry(client_id=fleet.CLIENT_API_ONLY).add_to_hass(hass)
 
     result = await start_user_flow(hass, fleet.CLIENT_FULL)
     result = await approved_login(hass, sim, clock, result)
@@ -318,6 +343,16 @@ async def test_account_already_configured(
     assert result["reason"] == "already_configured"
     assert await rest_calls(sim) == {}
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+def test_help_texts_show_no_real_client_id() -> None:
+    """The example client id in the texts is an obvious placeholder, no client of anyone's."""
+    real = {fleet.CLIENT_FULL, fleet.CLIENT_API_ONLY, fleet.CLIENT_STREAM_ONLY}
+    real |= {fleet.CLIENT_NONE, fleet.CLIENT_OTHER}
+    for language in (STRINGS, GERMAN):
+        texts = json.dumps(language["config"])
+        assert "01234567-89ab-cdef-0123-456789abcdef" in texts
+        assert not any(client_id in texts for client_id in real)
 
 
 @pytest.mark.parametrize(
@@ -718,16 +753,31 @@ async def test_vehicles_unreadable_then_retry(
 
 
 async def test_basic_data_failure_names_vehicle_by_vin(
-    hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock, mock_setup_entry: AsyncMock
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    clock: PollClock,
+    mock_setup_entry: AsyncMock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Without basic data a vehicle is named by its VIN and not cached."""
+    """Without basic data a vehicle is named by the end of its VIN and not cached.
+
+    The full VIN identifies the owner's car: it is in neither the title nor the log.
+    """
     result = await start_user_flow(hass, fleet.CLIENT_FULL)
     await sim.fault("basic_data", status=500)
 
     result = await approved_login(hass, sim, clock, result)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"{fleet.VIN_BEV}, BMW X5 xDrive50e"
+    assert result["title"] == f"VIN …{fleet.VIN_BEV[-4:]}, BMW X5 xDrive50e"
+    # The harness's mock storage logs what is stored (the mappings); that is no log of ours.
+    ours = "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if not record.name.startswith("pytest_homeassistant_custom_component")
+    )
+    assert fleet.VIN_BEV not in ours
+    assert f"No basic data for …{fleet.VIN_BEV[-4:]}" in ours
     cache = AccountCache(hass, fleet.GCID_MAIN)
     await cache.async_load()
     assert cache.basic_data(fleet.VIN_BEV) is None
@@ -748,7 +798,7 @@ async def test_basic_data_rate_limited(
     result = await approved_login(hass, sim, clock, result)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"{fleet.VIN_BEV}, {fleet.VIN_PHEV}"
+    assert result["title"] == f"VIN …{fleet.VIN_BEV[-4:]}, VIN …{fleet.VIN_PHEV[-4:]}"
     budget = await async_get_budget(hass, fleet.GCID_MAIN)
     assert budget.blocked_until is not None
     # The budget refused the second vehicle's request before it was sent.
@@ -761,16 +811,16 @@ async def test_basic_data_rate_limited(
         ({"brand": "BMW", "modelName": "i4 eDrive40"}, "BMW i4 eDrive40"),
         ({"brand": "MINI", "modelName": "MINI Cooper SE"}, "MINI Cooper SE"),
         ({"modelName": "X1 sDrive18i"}, "X1 sDrive18i"),
-        ({"brand": "BMW"}, fleet.VIN_BEV),
-        (None, fleet.VIN_BEV),
+        ({"brand": "BMW"}, f"VIN …{fleet.VIN_BEV[-4:]}"),
+        (None, f"VIN …{fleet.VIN_BEV[-4:]}"),
     ],
 )
 def test_vehicle_name(basic_data: dict[str, Any] | None, name: str) -> None:
-    """Brand and model when BMW says them, the VIN otherwise."""
+    """Brand and model when BMW says them, the end of the VIN otherwise."""
     mapping = VehicleMapping.from_json({"vin": fleet.VIN_BEV, "mappingType": "PRIMARY"})
     assert mapping is not None
     parsed = None if basic_data is None else BasicData.from_json(basic_data, vin=fleet.VIN_BEV)
-    assert config_flow.vehicle_name(mapping, parsed) == name
+    assert vehicle_name(mapping, parsed) == name
 
 
 # --- Reauth and reconfigure ----------------------------------------------------------------
@@ -804,6 +854,67 @@ async def test_reauth(
     await hass.async_block_till_done()
     mock_setup_entry.assert_awaited_once()
     assert await rest_calls(sim) == {}
+
+
+async def test_reauth_restarts_the_stream_with_the_new_login(
+    hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock
+) -> None:
+    """After signing in again the running account reconnects with the new login.
+
+    The flow reloads the entry itself (no update listener), the way Home Assistant
+    2026.12 requires; the suite-wide deprecation guard fails this test on any report.
+    """
+    entry = await async_add_entry(hass, sim)
+    assert entry.state is ConfigEntryState.LOADED
+    before = entry.runtime_data
+    await async_wait_for(hass, lambda: before.stream.connected, "the stream to connect")
+    (old_session,) = await sim.stream_sessions()
+    old_tokens = TokenSet.from_dict(entry.data[CONF_TOKENS])
+
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CLIENT_ID: fleet.CLIENT_FULL}
+    )
+    result = await approved_login(hass, sim, clock, result)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    after = entry.runtime_data
+    assert after is not before
+    assert not before.stream.connected
+    new_tokens = TokenSet.from_dict(entry.data[CONF_TOKENS])
+    assert new_tokens.refresh_token != old_tokens.refresh_token
+    await async_wait_for(hass, lambda: after.stream.connected, "the stream to reconnect")
+
+    async def one_new_session() -> bool:
+        sessions = await sim.stream_sessions()
+        return (
+            len(sessions) == 1
+            and sessions[0]["connected_since"] != (old_session["connected_since"])
+        )
+
+    await async_wait_for(hass, one_new_session, "BMW to see the new stream session")
+
+
+async def test_simulator_switch_to_another_machine_ends_the_flow(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    point_integration_at_simulator: Path,
+    device_codes: list[DeviceAuthorization],
+) -> None:
+    """A simulator switch that is not loopback is refused before anything is sent."""
+    ready = json.loads(point_integration_at_simulator.read_text())
+    ready["gcdm_url"] = "http://192.0.2.10:8080"
+    point_integration_at_simulator.write_text(json.dumps(ready))
+
+    result = await start_user_flow(hass, fleet.CLIENT_FULL)
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "simulator_not_loopback"
+    assert result["description_placeholders"] == {"variable": SIMULATOR_ENV}
+    assert device_codes == []
 
 
 async def test_reauth_with_another_account(
@@ -868,6 +979,28 @@ async def test_reconfigure_to_new_client(
     mock_setup_entry.assert_awaited_once()
 
 
+async def test_reconfigure_of_a_running_account_reloads_it(
+    hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock
+) -> None:
+    """Reconfigure on a running account reloads it by itself, with no deprecation report."""
+    entry = await async_add_entry(hass, sim)
+    before = entry.runtime_data
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_CLIENT_ID: fleet.CLIENT_FULL}
+    )
+    result = await approved_login(hass, sim, clock, result)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    after = entry.runtime_data
+    assert after is not before
+    await async_wait_for(hass, lambda: after.stream.connected, "the stream to reconnect")
+
+
 async def test_reconfigure_to_another_account(
     hass: HomeAssistant, sim: SimulatorHandle, clock: PollClock, mock_setup_entry: AsyncMock
 ) -> None:
@@ -891,7 +1024,7 @@ async def test_reconfigure_to_another_account(
 
 
 async def test_options_automatic_budget(hass: HomeAssistant, sim: SimulatorHandle) -> None:
-    """The automatic share of the daily budget is stored; the rest stays for actions."""
+    """The automatic share is a whole number in a stated range; the rest stays for actions."""
     entry = main_entry()
     entry.add_to_hass(hass)
 
@@ -901,11 +1034,25 @@ async def test_options_automatic_budget(hass: HomeAssistant, sim: SimulatorHandl
     assert_translated(result, "options")
     defaults = {str(key): key.default() for key in result["data_schema"].schema}
     assert defaults == {CONF_AUTOMATIC_BUDGET: DEFAULT_AUTOMATIC_BUDGET}
+    # The field says the range in the user's language.
+    placeholders = result["description_placeholders"]
+    assert placeholders == {"minimum": "5", "maximum": "50"}
+    for language in (STRINGS, GERMAN):
+        helper = language["options"]["step"]["init"]["data_description"]["automatic_budget"]
+        assert "5 " in helper.format(**placeholders)
+        assert " 50" in helper.format(**placeholders)
 
-    with pytest.raises(InvalidData):
-        await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_AUTOMATIC_BUDGET: 51}
+    # Out of range or not whole: a translated message on the field, not "Value 55.0 is too
+    # large" from the selector.
+    for wrong in (55, 51, 4, 12.5):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_AUTOMATIC_BUDGET: wrong}
         )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_AUTOMATIC_BUDGET: "automatic_budget_out_of_range"}
+        assert_translated(result, "options")
+    assert entry.options == {CONF_AUTOMATIC_BUDGET: DEFAULT_AUTOMATIC_BUDGET}
+
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_AUTOMATIC_BUDGET: 25.0}
     )

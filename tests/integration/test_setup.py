@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
@@ -26,6 +28,7 @@ from custom_components.cardata.const import (
     CONF_AUTOMATIC_BUDGET,
     CONF_TOKENS,
     DOMAIN,
+    SIMULATOR_ENV,
 )
 from custom_components.cardata.issues import BUDGET_EXHAUSTED, issue_id
 from custom_components.cardata.tokens import token_store_key
@@ -109,16 +112,112 @@ async def test_home_assistant_stopping_closes_the_stream(
 
 
 async def test_options_apply_without_a_reload(hass: HomeAssistant, sim: SimulatorHandle) -> None:
-    """A new automatic budget takes effect at once; token rotations do not reload anything."""
+    """A new automatic budget from the options form takes effect at once, stream untouched.
+
+    There is no update listener (Home Assistant 2026.12 reserves it for reloads), so token
+    rotations and other entry updates do nothing either.
+    """
     entry = await async_add_entry(hass, sim)
     runtime = entry.runtime_data
+    await async_wait_for(hass, lambda: runtime.stream.connected, "the stream to connect")
+    assert entry.update_listeners == []
 
-    hass.config_entries.async_update_entry(entry, options={CONF_AUTOMATIC_BUDGET: 12})
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_AUTOMATIC_BUDGET: 12}
+    )
     await hass.async_block_till_done()
 
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {CONF_AUTOMATIC_BUDGET: 12}
     assert entry.runtime_data is runtime
+    assert runtime.stream.connected
     assert runtime.budget.automatic_limit == 12
     assert runtime.budget.as_diagnostics()["automatic_limit"] == 12
+
+
+async def test_options_of_an_account_not_running_apply_at_set_up(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """Options changed while the account is unloaded are read when it is set up again."""
+    entry = await async_add_entry(hass, sim)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(result["flow_id"], {CONF_AUTOMATIC_BUDGET: 7})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.runtime_data.budget.automatic_limit == 7
+
+
+async def test_title_with_a_full_vin_is_shortened_at_set_up(
+    hass: HomeAssistant, sim: SimulatorHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entries named by older versions after a car's full VIN lose it at the next start."""
+    tokens = await async_authorize(hass, sim)
+    entry = make_entry(tokens, client_id=sim.client_id)
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, title=f"{fleet.VIN_BEV}, BMW X5 xDrive50e")
+
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.title == f"VIN …{fleet.VIN_BEV[-4:]}, BMW X5 xDrive50e"
+
+
+@pytest.mark.parametrize(
+    ("ready_text", "reason"),
+    [
+        (None, "simulator_unreadable"),
+        ("not json", "simulator_unreadable"),
+        ('{"api_url": "http://127.0.0.1:1"}', "simulator_unreadable"),
+        ("REMOTE", "simulator_not_loopback"),
+    ],
+)
+async def test_unusable_simulator_switch_stops_set_up_before_any_request(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    point_integration_at_simulator: Path,
+    caplog: pytest.LogCaptureFixture,
+    ready_text: str | None,
+    reason: str,
+) -> None:
+    """A missing, broken or non-loopback switch file: a translated set-up error, no retry.
+
+    Nothing is sent anywhere, so the stored login cannot leak to another machine.
+    """
+    tokens = await async_authorize(hass, sim)
+    ready = json.loads(point_integration_at_simulator.read_text())
+    if ready_text is None:
+        point_integration_at_simulator.unlink()
+    elif ready_text == "REMOTE":
+        ready["api_url"] = "http://cardata.example.net:8080"
+        point_integration_at_simulator.write_text(json.dumps(ready))
+    else:
+        point_integration_at_simulator.write_text(ready_text)
+    entry = make_entry(tokens, client_id=sim.client_id)
+    entry.add_to_hass(hass)
+    calls_before = await sim.calls()
+
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert SIMULATOR_ENV in entry.reason
+    assert entry.reason != reason  # the translated text, not the key
+    assert await sim.calls() == calls_before
+    # One error line of ours saying why (Home Assistant adds its own with the set-up error).
+    ours = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "custom_components.cardata" and record.levelno >= logging.ERROR
+    ]
+    assert len(ours) == 1
+    assert SIMULATOR_ENV in ours[0]
+    assert tokens.refresh_token not in caplog.text
 
 
 async def test_damaged_stored_login_asks_for_reauthentication(
