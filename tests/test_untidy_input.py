@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 import json
+import logging
 from typing import Any
 
 import orjson
 import pytest
 
+from custom_components.cardata.api import values
 from custom_components.cardata.api.models import TelematicValue
 from custom_components.cardata.api.stream import (
     ForeignMessageError,
@@ -89,6 +91,20 @@ def test_values_json_cannot_store_are_repaired_and_the_rest_survives() -> None:
         "g": 2**63 - 1,
     }
     orjson.dumps(decoded)
+
+
+def test_repairs_are_logged_once_an_hour_without_the_values(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(values, "_last_repair_log", None)
+    with caplog.at_level(logging.WARNING):
+        decode_json('{"secret-looking": "\\ud800abc", "n": NaN}', context="a stream message")
+        decode_json('{"n": NaN}', context="a stream message")
+    lines = [r.getMessage() for r in caplog.records if r.name == values.__name__]
+    assert lines == [
+        "BMW sent values JSON cannot store in a stream message (NaN or Infinity, lone "
+        "surrogate); they were replaced (further ones within the hour are not logged)"
+    ]
 
 
 def test_a_stream_message_with_unstorable_values_stays_storable() -> None:

@@ -100,7 +100,6 @@ async def test_values_json_cannot_store_do_not_stop_persistence(
     entry: MockConfigEntry,
     sim: SimulatorHandle,
     hass_storage: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A 65-bit integer and a lone surrogate: our store and restore_state are still written."""
     await sim.set_telematics(
@@ -124,7 +123,6 @@ async def test_values_json_cannot_store_do_not_stop_persistence(
     await async_get_restore_state(hass).async_dump_states()
     assert hass_storage["core.restore_state"]["data"]
     json_bytes(hass_storage["core.restore_state"])
-    assert "JSON cannot store" in caplog.text
 
 
 # --- 10.10: messages for other cars ------------------------------------------------------------
