@@ -72,18 +72,12 @@ async def test_a_reading_stamped_a_year_ahead_does_not_freeze_the_value(
     await async_reading(hass, entry, VIN_BEV, SOC, 11)
     assert state_of(hass, "sensor", VIN_BEV, "state_of_charge") == "11"
 
-    # The simulator keeps the newest time for REST; a real reading a minute later:
+    # The next real reading, a minute later, comes through the stream.
     later = dt_util.utcnow() + timedelta(minutes=1)
-    coordinator = entry.runtime_data.coordinator
-    coordinator.apply_stream_message(
-        StreamMessage(
-            vin=VIN_BEV,
-            gcid=sim.gcid,
-            timestamp=later,
-            updates={SOC: TelematicValue(value=64, raw_value="64", unit="%", timestamp=later)},
-        )
+    await sim.set_telematics(
+        VIN_BEV, {SOC: {"value": "64", "unit": "%", "timestamp": later.isoformat()}}
     )
-    await hass.async_block_till_done()
+    await async_reading(hass, entry, VIN_BEV, SOC, 64)
     assert state_of(hass, "sensor", VIN_BEV, "state_of_charge") == "64"
 
     assert await hass.config_entries.async_reload(entry.entry_id)
