@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from custom_components.cardata.api.auth import GcdmAuth
@@ -497,3 +498,41 @@ async def test_no_access_token_means_no_budget_spent(
     with pytest.raises(CarDataConnectionError, match="token refresh failed"):
         await client.get_basic_data(BEV)
     assert hook.endpoints == []
+
+
+# --- untidy answers (issue 10.2, 10.5) ----------------------------------------------------------
+
+
+async def test_deeply_nested_answer_is_an_unexpected_response(
+    client: CarDataClient, sim: SimulatorHandle
+) -> None:
+    """A body nested too deeply for the JSON decoder is a CarDataError, not a RecursionError."""
+    await sim.fault("basic_data", status=200, body="[" * 200_000 + "]" * 200_000)
+    with pytest.raises(UnexpectedResponseError):
+        await client.get_basic_data(BEV)
+
+
+async def test_values_json_cannot_store_are_repaired_at_the_parse(
+    client: CarDataClient, sim: SimulatorHandle
+) -> None:
+    """A 65-bit integer, a lone surrogate and a huge epoch: the rest of the answer survives."""
+    created = await client.create_container("untidy", "test", [SOC, CHARGING_STATUS])
+    await sim.fault(
+        "telematic_data",
+        status=200,
+        body=(
+            '{"telematicData": {'
+            f'"{SOC}": {{"value": 18446744073709551616, "unit": "%", "timestamp": 1e300}},'
+            f'"{CHARGING_STATUS}": {{"value": "\\ud800CHARGING", "unit": null}},'
+            f'"{PLUGGED}": {{"value": "true", "timestamp": 100000000000000000000000000000}}'
+            "}}"
+        ),
+    )
+    data = await client.get_telematic_data(BEV, created.container_id)
+    assert data.values[SOC].value == float(2**64)
+    assert data.values[SOC].timestamp is None
+    assert data.values[CHARGING_STATUS].value == "\ufffdCHARGING"
+    assert data.values[PLUGGED].value is True
+    assert data.values[PLUGGED].timestamp is None
+    # What actions hand to the caller and the Store writes: plain, storable JSON.
+    orjson.dumps(data.raw)

@@ -872,22 +872,63 @@ def generic_name(descriptor: str) -> str:
     return generic_key(descriptor).replace("_", " ").capitalize()
 
 
+# Generic descriptors that count up over the car's life: statistics sum their increases.
+_LIFETIME_COUNTER: Final = re.compile(
+    r"\.consumptionOverLifeTime\.|^vehicle\.vehicle\.travelledDistance$"
+)
+# Generic descriptors whose numbers are settings, not measurements (clock times of timers):
+# statistics of them would mean nothing.
+_SETTING: Final = re.compile(r"\.timers\.")
+# An amount of energy or fuel that is no lifetime counter is what the car holds or can hold
+# (battery size, energy to full); Home Assistant's `energy`/`volume` classes are meters.
+_STORED_AMOUNT: Final = {
+    SensorDeviceClass.ENERGY: SensorDeviceClass.ENERGY_STORAGE,
+    SensorDeviceClass.VOLUME: SensorDeviceClass.VOLUME_STORAGE,
+}
+
+
+def generic_state_class(descriptor: str) -> SensorStateClass | None:
+    """Return the state class of a numeric generic sensor (see generic_sensor_description)."""
+    if _LIFETIME_COUNTER.search(descriptor):
+        return SensorStateClass.TOTAL_INCREASING
+    if _SETTING.search(descriptor):
+        return None
+    return SensorStateClass.MEASUREMENT
+
+
 def generic_sensor_description(
-    descriptor: str, reported_unit: str | None = None
+    descriptor: str, reported_unit: str | None = None, *, text: bool = False
 ) -> CarDataSensorEntityDescription:
     """Describe the generic, disabled-by-default sensor of a descriptor.
 
     The unit comes from the catalogue, else from the first value the car reported
     (`reported_unit`); imperial units are kept in their metric counterpart. Descriptors with
-    a unit are numeric; the others show their value as text.
+    a unit are numeric, unless the car reported text for them (`text`); the others show
+    their value as text. Numeric ones get a state class, so that they keep statistics:
+    lifetime counters `total_increasing`, settings none, everything else `measurement`.
     """
     unit = canonical_unit(normalize_unit(DESCRIPTOR_UNITS.get(descriptor) or reported_unit))
+    key = generic_key(descriptor)
+    name = generic_name(descriptor)
+    if unit is None or text:
+        return CarDataSensorEntityDescription(
+            key=key,
+            name=name,
+            descriptors=(descriptor,),
+            convert=text_value,
+            entity_registry_enabled_default=False,
+        )
+    device_class = device_class_for_unit(unit)
+    state_class = generic_state_class(descriptor)
+    if state_class is SensorStateClass.MEASUREMENT and device_class in _STORED_AMOUNT:
+        device_class = _STORED_AMOUNT[device_class]
     return CarDataSensorEntityDescription(
-        key=generic_key(descriptor),
-        name=generic_name(descriptor),
+        key=key,
+        name=name,
         descriptors=(descriptor,),
-        device_class=device_class_for_unit(unit),
+        device_class=device_class,
+        state_class=state_class,
         native_unit_of_measurement=unit,
-        convert=number_value if unit is not None else text_value,
+        convert=number_value,
         entity_registry_enabled_default=False,
     )

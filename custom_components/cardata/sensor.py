@@ -27,6 +27,7 @@ from homeassistant.util import dt as dt_util
 from .charging_sensor import async_add_charging_sensors
 from .const import BUDGET_WINDOW, LOGGER
 from .descriptors import (
+    MAX_STATE_LENGTH,
     SENSORS,
     CarDataSensorEntityDescription,
     SensorValue,
@@ -34,6 +35,8 @@ from .descriptors import (
     needs_generic_sensor,
 )
 from .entity import (
+    ATTR_DATA_SOURCE,
+    ATTR_MEASURED_AT,
     CarDataDescriptorEntity,
     CarDataEntity,
     DescriptorReadings,
@@ -51,6 +54,11 @@ if TYPE_CHECKING:
 
 # Entities only read the coordinator's state; nothing here sends requests.
 PARALLEL_UPDATES = 0
+
+# A text too long for the state is shown whole in this attribute, up to MAX_FULL_TEXT
+# characters: Home Assistant stores every entity's attributes in its restore data.
+ATTR_FULL_TEXT: Final = "full_text"
+MAX_FULL_TEXT: Final = 16384
 
 # The last-message time changes with every message; writing it once a minute is enough.
 LAST_MESSAGE_WRITE_INTERVAL: Final = 60.0
@@ -97,13 +105,23 @@ def _generic_description(
     """Describe the generic sensor of a descriptor no curated entity reads."""
     if not needs_generic_sensor(descriptor):
         return None
-    return generic_sensor_description(descriptor, reading.unit if reading else None)
+    if reading is None:
+        return generic_sensor_description(descriptor)
+    # A text (XML, a list, a name) never becomes a number, whatever its unit says.
+    return generic_sensor_description(descriptor, reading.unit, text=isinstance(reading.value, str))
 
 
 class CarDataSensor(CarDataDescriptorEntity, SensorEntity):
-    """A sensor fed by one or more descriptors."""
+    """A sensor fed by one or more descriptors.
+
+    A text longer than a state may be is shown cut, and whole in the `full_text`
+    attribute (up to MAX_FULL_TEXT characters; the diagnostics download has the rest).
+    """
 
     entity_description: CarDataSensorEntityDescription
+    # Long and rarely changing: kept out of the recorder's database.
+    _unrecorded_attributes = frozenset({ATTR_MEASURED_AT, ATTR_DATA_SOURCE, ATTR_FULL_TEXT})
+    _full_text: str | None = None
 
     def __init__(
         self,
@@ -124,7 +142,21 @@ class CarDataSensor(CarDataDescriptorEntity, SensorEntity):
         def gives_state(reading: Mapping[str, DescriptorState]) -> bool:
             return description.native_value(reading, previous=previous) is not None
 
-        return value, reading_in_use(readings, description.descriptors, gives_state)
+        used = reading_in_use(readings, description.descriptors, gives_state)
+        self._full_text = None
+        if (
+            isinstance(value, str)
+            and used is not None
+            and isinstance(used.value, str)
+            and len(used.value) > MAX_STATE_LENGTH
+        ):
+            self._full_text = used.value[:MAX_FULL_TEXT]
+        return (value, self._full_text), used
+
+    def _extra_attributes(self) -> dict[str, Any]:
+        if self._full_text is None:
+            return {}
+        return {ATTR_FULL_TEXT: self._full_text}
 
 
 class RestRequestsLeftSensor(CarDataEntity, SensorEntity):

@@ -28,6 +28,7 @@ from .api.stream import (
 from .const import CONF_GCID, LOGGER
 from .endpoints import async_stream_ssl_context
 from .listeners import Listeners
+from .vehicle import redact_vin
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 RECONNECT_POLICY = ReconnectPolicy()
 # Status changes kept for diagnostics.
 RECENT_STATUSES = 20
+# Messages about vehicles the entry does not read that are logged before they are only counted.
+FOREIGN_VINS_LOGGED = 20
 
 
 class StreamManager:
@@ -68,6 +71,8 @@ class StreamManager:
         self._unsub_tokens: CALLBACK_TYPE | None = None
         # A refused id token is answered with one forced refresh, until the next success.
         self._renewed_after_refusal = False
+        # Messages for vehicles this entry does not read, dropped so far.
+        self._foreign_vins = 0
 
     # --- Life cycle ---------------------------------------------------------------
 
@@ -156,6 +161,16 @@ class StreamManager:
 
     @callback
     def _on_message(self, message: StreamMessage) -> None:
+        if message.vin not in self._coordinator.vehicles:
+            # Not one of the account's cars this entry reads (a secondary user's car, one
+            # removed from the account, or a wrong message): never applied.
+            self._foreign_vins += 1
+            if self._foreign_vins <= FOREIGN_VINS_LOGGED:
+                LOGGER.debug(
+                    "Dropping a stream message for vehicle %s: not a car read by this entry",
+                    redact_vin(message.vin),
+                )
+            return
         self._coordinator.apply_stream_message(message)
 
     @callback

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-import json
 import logging
 import re
 from typing import Any, Final
@@ -51,7 +50,7 @@ from homeassistant.util.unit_conversion import (
     VolumeConverter,
 )
 
-from .api.values import ParsedValue, parse_timestamp
+from .api.values import ParsedValue, decode_json, parse_timestamp
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -160,6 +159,10 @@ _DEVICE_CLASSES: Final[dict[type[StrEnum], SensorDeviceClass]] = {
     UnitOfVolume: SensorDeviceClass.VOLUME,
 }
 
+# What BMW writes in the unit field of values that have none (spec §3.2: `-` for the fault
+# memory's XML), lower-cased. They mean "no unit", not a unit called "-".
+_NO_UNIT_MARKERS: Final = frozenset({"-", "--", "n/a", "na", "-na-", "none", "null"})
+
 # What was logged already, so that a car repeating an odd value logs it once; bounded
 # because the values come from outside.
 _LOGGED: set[tuple[str, str]] = set()
@@ -183,12 +186,12 @@ def normalize_unit(unit: str | None) -> str | None:
     """Return the Home Assistant unit for a BMW unit string.
 
     Unknown units (such as `stars`) are returned unchanged, stripped; an absent or blank
-    unit gives None.
+    unit, and BMW's placeholders for "no unit" (`-`, `n/a`, ...), give None.
     """
     if unit is None:
         return None
     text = unit.strip()
-    if not text:
+    if not text or text.lower() in _NO_UNIT_MARKERS:
         return None
     return _UNITS.get(text.lower(), text)
 
@@ -357,7 +360,7 @@ def condition_based_services(value: ParsedValue) -> list[dict[str, Any]] | None:
     if not isinstance(value, str):
         return None
     try:
-        entries = json.loads(value)
+        entries = decode_json(value, context="the condition based services")
     except ValueError:
         return None
     if not isinstance(entries, list):

@@ -4,13 +4,18 @@ Values reach the integration from two sources: the MQTT stream (pushed, free) an
 API (polled, budgeted). Both carry a measurement time per descriptor, and the newer
 measurement wins whatever its source, so a REST snapshot taken before the last stream
 message can never turn a value back.
+
+A measurement time is trusted up to MAX_CLOCK_SKEW ahead of the moment the value arrived;
+a value stamped further ahead counts as measured when it arrived. Otherwise one value
+stamped a year ahead (a car whose clock is wrong, a corrupted message) would beat every
+real reading for a year, across restarts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -21,6 +26,9 @@ from .api.values import ParsedValue
 from .const import DOMAIN
 
 type Source = Literal["stream", "rest"]
+
+# How far ahead of our clock a car's clock may plausibly be.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
 
 # Brand names as BMW's basicData spells them, as a person would write the manufacturer.
 _MANUFACTURERS = {
@@ -39,6 +47,24 @@ def redact_vin(vin: str) -> str:
     A VIN identifies a person's car; logs are shared in bug reports.
     """
     return f"…{vin[-4:]}"
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """Return a stored time as an aware one (a time without offset is UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def trusted_time(measured_at: datetime, received_at: datetime) -> datetime:
+    """Return the measurement time to rank a value by: at most MAX_CLOCK_SKEW ahead of arrival.
+
+    Further ahead, the car's clock (or the message) is wrong: the value counts as measured
+    when it arrived.
+    """
+    if measured_at - received_at > MAX_CLOCK_SKEW:
+        return received_at
+    return measured_at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +93,7 @@ class DescriptorState:
             value=point.value,
             raw_value=point.raw_value,
             unit=point.unit,
-            timestamp=point.timestamp or received_at,
+            timestamp=trusted_time(point.timestamp or received_at, received_at),
             source=source,
             received_at=received_at,
             measured=point.timestamp is not None,
@@ -121,8 +147,8 @@ class DescriptorState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DescriptorState | None:
         """Rebuild a stored state; None when the stored form is damaged."""
-        timestamp = dt_util.parse_datetime(str(data.get("timestamp")))
-        received_at = dt_util.parse_datetime(str(data.get("received_at")))
+        timestamp = _aware(dt_util.parse_datetime(str(data.get("timestamp"))))
+        received_at = _aware(dt_util.parse_datetime(str(data.get("received_at"))))
         source = data.get("source")
         value = data.get("value")
         if (
@@ -133,11 +159,13 @@ class DescriptorState:
         ):
             return None
         unit = data.get("unit")
+        # Stored before the rule held, or by a clock that jumped back since: the same rule.
+        received_at = min(received_at, dt_util.utcnow())
         return cls(
             value=value,
             raw_value=data.get("raw_value"),
             unit=unit if isinstance(unit, str) else None,
-            timestamp=timestamp,
+            timestamp=trusted_time(timestamp, received_at),
             source="stream" if source == "stream" else "rest",
             received_at=received_at,
             measured=bool(data.get("measured", True)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-import json
 import logging
 import re
 from typing import Any
@@ -68,7 +67,7 @@ from .models import (
     VehicleImage,
     VehicleMapping,
 )
-from .values import as_str
+from .values import as_str, decode_json
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,11 +119,14 @@ def _excerpt(body: bytes) -> str:
     return _SECRET_LIKE.sub("[…]", text)[:_EXCERPT_LENGTH]
 
 
-def _decode_json(body: bytes) -> Any:
-    """Decode a JSON body; raises ValueError when it is not JSON."""
+def _decode_json(body: bytes, endpoint: str = "an answer") -> Any:
+    """Decode a JSON body into values JSON can store again (see values.decode_json).
+
+    Raises ValueError when it is not JSON.
+    """
     if not body.strip():
         raise ValueError("empty body")
-    return json.loads(body)
+    return decode_json(body, context=endpoint)
 
 
 def error_from_response(endpoint: str, status: int, body: bytes) -> ApiError:
@@ -380,7 +382,7 @@ class CarDataClient:
         if response.status not in success:
             raise error_from_response(endpoint, response.status, response.body)
         try:
-            return _decode_json(response.body)
+            return _decode_json(response.body, endpoint)
         except ValueError:
             raise UnexpectedResponseError(
                 endpoint, response.status, _excerpt(response.body)

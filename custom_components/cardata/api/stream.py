@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 import hashlib
-import json
 import logging
 import random
 import ssl
@@ -36,6 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .models import StreamMessage
+from .values import as_str, decode_json
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ MISC_INTERVAL = 1.0
 MAX_READS_PER_EVENT = 100
 # How long the connect step (TCP connect) may take before paho gives up.
 CONNECT_TIMEOUT = 10.0
+# Messages for other topics or vehicles logged (at debug level) before they are only counted.
+FOREIGN_MESSAGES_LOGGED = 20
 
 
 class StreamState(StrEnum):
@@ -177,6 +179,13 @@ class MalformedMessageError(ValueError):
     """A stream payload that is not a CarData message."""
 
 
+class ForeignMessageError(MalformedMessageError):
+    """A message that is not about this account's vehicle on its own topic.
+
+    Its topic is not `<our gcid>/<vin>`, or its payload names another VIN than its topic.
+    """
+
+
 @dataclass(slots=True)
 class _Counters:
     """Message statistics for diagnostics."""
@@ -184,6 +193,7 @@ class _Counters:
     connection_attempts: int = 0
     messages_received: int = 0
     malformed_messages: int = 0
+    foreign_messages: int = 0
     last_message_at: datetime | None = None
     recent_disconnects: deque[StreamDisconnect] = field(
         default_factory=lambda: deque(maxlen=RECENT_DISCONNECTS)
@@ -200,20 +210,44 @@ def default_client_id(gcid: str) -> str:
     return f"ha-cardata-{digest}"
 
 
-def parse_stream_message(topic: str, payload: bytes) -> StreamMessage:
+def redact_vin(vin: str) -> str:
+    """Return a VIN shortened to its last four characters, for log lines."""
+    return f"…{vin[-4:]}"
+
+
+def parse_stream_message(topic: str, payload: bytes, *, gcid: str | None = None) -> StreamMessage:
     """Parse one stream payload; raise MalformedMessageError when it is not one.
 
-    The topic `<gcid>/<vin>` fills in a VIN or GCID missing from the payload.
+    The topic must be `<gcid>/<vin>` (with `gcid` the account's, when given), and a VIN
+    in the payload (`vin`, `topic`) must be the topic's: otherwise ForeignMessageError.
+    The topic fills in a VIN or GCID missing from the payload.
     """
     topic_gcid, _, topic_vin = topic.partition("/")
+    if not topic_gcid or not topic_vin or "/" in topic_vin:
+        raise ForeignMessageError(f"topic is not <gcid>/<vin> ({len(topic)} characters)")
+    if gcid is not None and topic_gcid != gcid:
+        raise ForeignMessageError(f"topic of another account (vehicle {redact_vin(topic_vin)})")
     try:
-        message = StreamMessage.from_json(json.loads(payload), topic_vin=topic_vin or None)
-    except (UnicodeDecodeError, ValueError) as err:
-        # json.JSONDecodeError and StreamMessage's refusals are ValueErrors.
+        raw = decode_json(payload, context="a stream message")
+    except ValueError as err:
+        # json.JSONDecodeError, UnicodeDecodeError and too deep nesting.
+        raise MalformedMessageError(str(err)) from err
+    if isinstance(raw, Mapping):
+        for field_name in ("vin", "topic"):
+            named = as_str(raw.get(field_name))
+            if named is not None and named != topic_vin:
+                raise ForeignMessageError(
+                    f"payload names vehicle {redact_vin(named)}, "
+                    f"topic vehicle {redact_vin(topic_vin)}"
+                )
+    try:
+        message = StreamMessage.from_json(raw, topic_vin=topic_vin)
+    except ValueError as err:
+        # StreamMessage's refusals are ValueErrors.
         raise MalformedMessageError(str(err)) from err
     if not message.updates:
         raise MalformedMessageError("stream payload has no data points")
-    if message.gcid is None and topic_gcid:
+    if message.gcid is None:
         message = replace(message, gcid=topic_gcid)
     return message
 
@@ -294,6 +328,11 @@ class CarDataStream:
     def malformed_messages(self) -> int:
         """Messages that could not be parsed and were dropped."""
         return self._counters.malformed_messages
+
+    @property
+    def foreign_messages(self) -> int:
+        """Messages dropped because they were not for this account's topic or vehicle."""
+        return self._counters.foreign_messages
 
     @property
     def last_message_at(self) -> datetime | None:
@@ -720,15 +759,19 @@ class CarDataStream:
         counters.messages_received += 1
         counters.last_message_at = datetime.now(UTC)
         try:
-            parsed = parse_stream_message(message.topic, message.payload)
+            parsed = parse_stream_message(_topic_of(message), message.payload, gcid=self._gcid)
+        except ForeignMessageError as err:
+            counters.foreign_messages += 1
+            if counters.foreign_messages <= FOREIGN_MESSAGES_LOGGED:
+                _LOGGER.debug("Dropping a stream message: %s", err)
+            return
         except MalformedMessageError as err:
             counters.malformed_messages += 1
             if not self._malformed_logged:
                 # Once only: a broken sender would otherwise flood the log.
                 self._malformed_logged = True
                 _LOGGER.debug(
-                    "Dropping malformed stream message on %s (%s); further ones are only counted",
-                    message.topic,
+                    "Dropping a malformed stream message (%s); further ones are only counted",
                     err,
                 )
             return
@@ -762,6 +805,14 @@ class CarDataStream:
         if self._loop is None:
             raise RuntimeError("the stream has not been started")
         return self._loop
+
+
+def _topic_of(message: mqtt.MQTTMessage) -> str:
+    """Return the message's topic; one that is not UTF-8 gives "" (refused as foreign)."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return ""
 
 
 def _describe_loss(reason_code: ReasonCode, session: _Session) -> str:
