@@ -6,8 +6,9 @@ that share is spent. The JSON BMW answered is logged at info level (VINs shorten
 returned as the action's response. Home Assistant responses must be objects, so a list
 answer is wrapped: the vehicle mappings come back as `{"mappings": [...]}`.
 
-`config_entry_id` is required, as in Home Assistant's own integrations: a script that
-names its account keeps working when a second account is added.
+The user picks the car as a device and the account follows from it; scripts may name the
+car by `vin` instead, and `config_entry_id` is needed only when several accounts are loaded
+and the car does not decide (action_target.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 else:
     import voluptuous as vol
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -41,6 +42,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
+from .action_target import ATTR_CONFIG_ENTRY_ID, ATTR_VIN, account_of_call, vehicle_of_call
 from .api.client import CarDataClient
 from .api.const import CHARGING_HISTORY_MAX_RANGE
 from .api.errors import (
@@ -66,8 +68,6 @@ SERVICE_FETCH_CHARGING_HISTORY: Final = "fetch_charging_history"
 SERVICE_FETCH_TYRE_DIAGNOSIS: Final = "fetch_tyre_diagnosis"
 SERVICE_FETCH_CHARGING_SETTINGS: Final = "fetch_location_based_charging_settings"
 
-ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
-ATTR_VIN: Final = "vin"
 ATTR_START: Final = "start"
 ATTR_END: Final = "end"
 ATTR_ALL_PAGES: Final = "all_pages"
@@ -79,9 +79,14 @@ DEFAULT_HISTORY_RANGE: Final = timedelta(days=30)
 # shortening VINs in logged payloads: logs end up in public bug reports.
 _VIN_LIKE = re.compile(r"(?<![A-Za-z0-9])(?=[0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
 
-_ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+_ENTRY_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    }
+)
 _VEHICLE_SCHEMA = _ENTRY_SCHEMA.extend(
-    {vol.Required(ATTR_VIN): vol.All(cv.string, lambda vin: vin.strip().upper())}
+    {vol.Optional(ATTR_VIN): vol.All(cv.string, lambda vin: vin.strip().upper())}
 )
 _PAGED_SCHEMA = _VEHICLE_SCHEMA.extend({vol.Optional(ATTR_ALL_PAGES, default=False): cv.boolean})
 _HISTORY_SCHEMA = _PAGED_SCHEMA.extend(
@@ -92,37 +97,6 @@ type _Request[T] = Callable[[CarDataClient], Awaitable[T]]
 
 
 # --- Resolving what the call names ---------------------------------------------------
-
-
-def _loaded_entry(call: ServiceCall) -> CarDataConfigEntry:
-    """Return the call's config entry; it must be a loaded BMW CarData entry."""
-    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
-    entry = call.hass.config_entries.async_get_entry(entry_id)
-    if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_entry_not_found",
-            translation_placeholders={"entry_id": entry_id},
-        )
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_entry_not_loaded",
-            translation_placeholders={"account": entry.title},
-        )
-    return cast(CarDataConfigEntry, entry)
-
-
-def _vehicle_vin(entry: CarDataConfigEntry, call: ServiceCall) -> str:
-    """Return the call's VIN; it must be a vehicle the account reads as primary user."""
-    vin: str = call.data[ATTR_VIN]
-    if vin not in entry.runtime_data.coordinator.vehicles:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_unknown_vehicle",
-            translation_placeholders={"vin": vin, "account": entry.title},
-        )
-    return vin
 
 
 def _history_range(call: ServiceCall) -> tuple[datetime, datetime]:
@@ -235,7 +209,7 @@ def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> S
 
 async def _async_fetch_vehicle_mappings(call: ServiceCall) -> ServiceResponse:
     """Return the account's vehicle mappings (BMW's list, under `mappings`)."""
-    entry = _loaded_entry(call)
+    entry = account_of_call(call)
     mappings = await async_user_request(entry, lambda client: client.get_vehicle_mappings())
     raw = [mapping.raw for mapping in mappings]
     return _respond(call.service, entry.title, raw, list_key="mappings")
@@ -243,16 +217,14 @@ async def _async_fetch_vehicle_mappings(call: ServiceCall) -> ServiceResponse:
 
 async def _async_fetch_basic_data(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's basic data."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_basic_data(vin), vin)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
     """Return the container's current values for a vehicle and merge them into its state."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     runtime = entry.runtime_data
     container_id = runtime.cache.container_id
     if container_id is None:
@@ -267,8 +239,7 @@ async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
 
 async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's charging sessions of a range (first page, or all)."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     start, end = _history_range(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
     result = await async_user_request(
@@ -281,16 +252,14 @@ async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
 
 async def _async_fetch_tyre_diagnosis(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's smart maintenance tyre diagnosis."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_tyre_diagnosis(vin), vin)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's location-based charging settings (first page, or all)."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
     result = await async_user_request(
         entry,
