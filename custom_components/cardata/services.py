@@ -49,6 +49,7 @@ from .api.errors import (
     ApiError,
     BadRequestError,
     CarDataConnectionError,
+    CarDataError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -71,6 +72,7 @@ SERVICE_FETCH_CHARGING_SETTINGS: Final = "fetch_location_based_charging_settings
 ATTR_START: Final = "start"
 ATTR_END: Final = "end"
 ATTR_ALL_PAGES: Final = "all_pages"
+ATTR_NEXT_TOKEN: Final = "next_token"
 
 # The charging history window when the caller names no start.
 DEFAULT_HISTORY_RANGE: Final = timedelta(days=30)
@@ -88,7 +90,12 @@ _ENTRY_SCHEMA = vol.Schema(
 _VEHICLE_SCHEMA = _ENTRY_SCHEMA.extend(
     {vol.Optional(ATTR_VIN): vol.All(cv.string, lambda vin: vin.strip().upper())}
 )
-_PAGED_SCHEMA = _VEHICLE_SCHEMA.extend({vol.Optional(ATTR_ALL_PAGES, default=False): cv.boolean})
+_PAGED_SCHEMA = _VEHICLE_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_ALL_PAGES, default=False): cv.boolean,
+        vol.Optional(ATTR_NEXT_TOKEN): cv.string,
+    }
+)
 _HISTORY_SCHEMA = _PAGED_SCHEMA.extend(
     {vol.Optional(ATTR_START): cv.datetime, vol.Optional(ATTR_END): cv.datetime}
 )
@@ -149,15 +156,22 @@ async def async_user_request[T](
     vin: str | None = None,
     *,
     not_found: str = "action_not_found",
+    paging: bool = False,
 ) -> T:
     """Send a request the user asked for (an action, a button); translate every failure.
 
     `not_found` names the message for BMW's "no such data". An access token BMW refuses
     is renewed and the request sent once more (one more request of the budget); BMW
-    usually refuses a token only after revoking it.
+    usually refuses a token only after revoking it. `paging` requests (`all_pages`) are
+    sent from the user's share only: however many pages there are, they never take a
+    request that automatic polling may still spend.
     """
     runtime = entry.runtime_data
     client = runtime.action_client
+    if paging:
+        client = client.with_request_hook(
+            runtime.budget.request_hook(automatic=False, spare_only=True)
+        )
     try:
         try:
             return await request(client)
@@ -165,6 +179,12 @@ async def async_user_request[T](
             await runtime.tokens.async_refresh(force=True)
             return await request(client)
     except RequestRefusedError as err:
+        if paging and runtime.budget.remaining() > 0:
+            # Requests are left, but they are the automatic share's.
+            retry_at = err.retry_at or runtime.budget.next_request_at(
+                automatic=False, spare_only=True
+            )
+            raise _error("action_paging_share_spent", time=_local(retry_at)) from err
         retry_at = err.retry_at or runtime.budget.next_request_at(automatic=False)
         raise _error("action_budget_spent", time=_local(retry_at)) from err
     except RateLimitError as err:
@@ -202,6 +222,23 @@ def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> S
     )
     response = dict(raw) if isinstance(raw, Mapping) else {list_key: raw}
     return cast(ServiceResponse, response)
+
+
+def _note_paging_stop(
+    entry: CarDataConfigEntry, action: str, vin: str, stopped_by: CarDataError | None
+) -> None:
+    """Say why `all_pages` returned before the last page; BMW's CU-429 blocks the budget."""
+    if stopped_by is None:
+        return
+    if isinstance(stopped_by, RateLimitError):
+        entry.runtime_data.budget.note_rate_limited()
+    LOGGER.info(
+        "%s for %s returns the pages fetched before this stopped it: %s. "
+        "The response's paging token continues where it stopped",
+        action,
+        redact_vin(vin),
+        stopped_by,
+    )
 
 
 # --- The actions -------------------------------------------------------------------------
@@ -242,11 +279,16 @@ async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
     entry, vin = vehicle_of_call(call)
     start, end = _history_range(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
+    next_token: str | None = call.data.get(ATTR_NEXT_TOKEN)
     result = await async_user_request(
         entry,
-        lambda client: client.get_charging_history(vin, start, end, all_pages=all_pages),
+        lambda client: client.get_charging_history(
+            vin, start, end, all_pages=all_pages, next_token=next_token
+        ),
         vin,
+        paging=all_pages,
     )
+    _note_paging_stop(entry, call.service, vin, result.stopped_by)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
@@ -261,13 +303,18 @@ async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's location-based charging settings (first page, or all)."""
     entry, vin = vehicle_of_call(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
+    next_token: str | None = call.data.get(ATTR_NEXT_TOKEN)
     result = await async_user_request(
         entry,
-        lambda client: client.get_location_based_charging_settings(vin, all_pages=all_pages),
+        lambda client: client.get_location_based_charging_settings(
+            vin, all_pages=all_pages, next_token=next_token
+        ),
         vin,
         # BMW's CU-127: the car has not learned charging settings for any location.
         not_found="action_no_charging_settings",
+        paging=all_pages,
     )
+    _note_paging_stop(entry, call.service, vin, result.stopped_by)
     return _respond(call.service, redact_vin(vin), result.raw)
 
 
