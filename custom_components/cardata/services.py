@@ -2,9 +2,10 @@
 
 Each action sends one request per page through the account's `action_client`, so it spends
 the user's share of BMW's 50 daily requests and is refused, before anything is sent, when
-that share is spent. The JSON BMW answered is logged at info level (VINs shortened) and
-returned as the action's response. Home Assistant responses must be objects, so a list
-answer is wrapped: the vehicle mappings come back as `{"mappings": [...]}`.
+that share is spent. The JSON BMW answered is logged at info level, redacted as the
+diagnostics are, and returned whole as the action's response. Home Assistant responses
+must be objects, so a list answer is wrapped: the vehicle mappings come back as
+`{"mappings": [...]}`.
 
 The user picks the car as a device and the account follows from it; scripts may name the
 car by `vin` instead, and `config_entry_id` is needed only when several accounts are loaded
@@ -16,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 import json
-import re
 import sys
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -59,6 +59,7 @@ from .api.errors import (
     TokenInvalidError,
 )
 from .const import DOMAIN, LOGGER
+from .diagnostics import redact_personal_data
 from .runtime import CarDataConfigEntry
 from .vehicle import redact_vin
 
@@ -76,10 +77,6 @@ ATTR_NEXT_TOKEN: Final = "next_token"
 
 # The charging history window when the caller names no start.
 DEFAULT_HISTORY_RANGE: Final = timedelta(days=30)
-
-# Something shaped like a VIN (17 characters of the VIN alphabet, at least one letter), for
-# shortening VINs in logged payloads: logs end up in public bug reports.
-_VIN_LIKE = re.compile(r"(?<![A-Za-z0-9])(?=[0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
 
 _ENTRY_SCHEMA = vol.Schema(
     {
@@ -212,13 +209,19 @@ async def async_user_request[T](
         raise _error("action_cannot_connect", error=str(err)) from err
 
 
-def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> ServiceResponse:
-    """Log BMW's answer and return it as the response (a list wrapped under `list_key`)."""
+def _respond(
+    entry: CarDataConfigEntry, action: str, target: str, raw: Any, *, list_key: str = "data"
+) -> ServiceResponse:
+    """Log BMW's answer and return it whole as the response (a list wrapped under `list_key`).
+
+    The log line is redacted as the diagnostics are: logs end up in public bug reports,
+    and BMW's answers carry VINs, the GCID, street addresses and coordinates.
+    """
     LOGGER.info(
         "%s for %s: %s",
         action,
         target,
-        _VIN_LIKE.sub(lambda match: redact_vin(match[0]), json.dumps(raw, ensure_ascii=False)),
+        json.dumps(redact_personal_data(entry, raw), ensure_ascii=False),
     )
     response = dict(raw) if isinstance(raw, Mapping) else {list_key: raw}
     return cast(ServiceResponse, response)
@@ -249,14 +252,14 @@ async def _async_fetch_vehicle_mappings(call: ServiceCall) -> ServiceResponse:
     entry = account_of_call(call)
     mappings = await async_user_request(entry, lambda client: client.get_vehicle_mappings())
     raw = [mapping.raw for mapping in mappings]
-    return _respond(call.service, entry.title, raw, list_key="mappings")
+    return _respond(entry, call.service, entry.title, raw, list_key="mappings")
 
 
 async def _async_fetch_basic_data(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's basic data."""
     entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_basic_data(vin), vin)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
@@ -271,7 +274,7 @@ async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
     )
     # The request is paid for: let the entities show what it brought.
     runtime.coordinator.apply_rest_values(vin, result.values)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
@@ -289,14 +292,14 @@ async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
         paging=all_pages,
     )
     _note_paging_stop(entry, call.service, vin, result.stopped_by)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_tyre_diagnosis(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's smart maintenance tyre diagnosis."""
     entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_tyre_diagnosis(vin), vin)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
@@ -315,7 +318,7 @@ async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
         paging=all_pages,
     )
     _note_paging_stop(entry, call.service, vin, result.stopped_by)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 type _Handler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]

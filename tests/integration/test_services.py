@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.cardata.api.client import CarDataClient
 from custom_components.cardata.const import DOMAIN
+from custom_components.cardata.diagnostics import redact_personal_data
 from custom_components.cardata.runtime import CarDataRuntimeData
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
@@ -141,12 +142,21 @@ def _without_paging_token(body: Any) -> Any:
     }
 
 
-def _shorten_vins(body: Any) -> Any:
-    """`body` as the log shows it: every VIN cut to its last four characters."""
-    text = json.dumps(body, ensure_ascii=False)
-    for vin in fleet.VEHICLES:
-        text = text.replace(vin, f"…{vin[-4:]}")
-    return json.loads(text)
+def _values_of(body: Any, keys: frozenset[str]) -> list[Any]:
+    """Every value under one of `keys`, however deeply nested."""
+    if isinstance(body, dict):
+        return [
+            found
+            for key, value in body.items()
+            for found in ([value] if key in keys else _values_of(value, keys))
+        ]
+    if isinstance(body, list):
+        return [found for item in body for found in _values_of(item, keys)]
+    return []
+
+
+ADDRESS_KEYS = frozenset({"formattedAddress", "streetAddress", "postalCode"})
+COORDINATE_KEYS = frozenset({"latitude", "longitude", "mapMatchedLatitude", "mapMatchedLongitude"})
 
 
 def _iso(moment: datetime) -> str:
@@ -250,13 +260,14 @@ async def test_action_returns_and_logs_bmw_answer(
     logged = json.loads(lines[0].removeprefix(prefix))
     if isinstance(logged, list):
         logged = {"mappings": logged}
-    assert logged == _shorten_vins(response)
+    # The log holds BMW's answer as the diagnostics would show it.
+    assert logged == redact_personal_data(entry, response)
     log_text = caplog.text
     for secret in _secrets(entry):
         assert secret not in log_text
-    # VINs in the logged payload are shortened; the response keeps them whole.
     assert VIN_BEV not in lines[0]
     assert VIN_PHEV not in lines[0]
+    assert sim.gcid not in lines[0]
 
 
 async def test_mappings_response_wraps_bmw_list(
@@ -265,15 +276,53 @@ async def test_mappings_response_wraps_bmw_list(
     entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """BMW's mappings array comes back under "mappings", every VIN whole; the log shortens them."""
+    """BMW's mappings array comes back under "mappings", every VIN whole; the log hides them."""
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     response = await _call(hass, entry, "fetch_vehicle_mappings")
 
     vins = {mapping["vin"]: mapping["mappingType"] for mapping in response["mappings"]}
     assert vins == {VIN_BEV: "PRIMARY", VIN_PHEV: "PRIMARY", fleet.VIN_SECONDARY: "SECONDARY"}
     (line,) = _action_lines(caplog, "fetch_vehicle_mappings")
-    assert all(f'"…{vin[-4:]}"' in line for vin in vins)
     assert all(vin not in line for vin in vins)
+    assert '"mappingType": "SECONDARY"' in line
+
+
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ("fetch_charging_history", {"all_pages": True}),
+        ("fetch_location_based_charging_settings", {"all_pages": True}),
+    ],
+)
+async def test_logged_answer_hides_where_the_car_charges(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    action: str,
+    data: dict[str, Any],
+) -> None:
+    """BMW's answers name the GCID, streets and coordinates: the response keeps them, the log not.
+
+    Logs are posted in public bug reports; the response is the user's own.
+    """
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+
+    response = await _call(hass, entry, action, vin=VIN_BEV, **data)
+
+    addresses = {str(value) for value in _values_of(response, ADDRESS_KEYS)}
+    coordinates = {str(value) for value in _values_of(response, COORDINATE_KEYS)}
+    assert coordinates
+    whole = json.dumps(response, ensure_ascii=False)
+    (line,) = _action_lines(caplog, action)
+    private = {VIN_BEV, sim.gcid, *addresses, *coordinates}
+    assert [value for value in private if value in line] == []
+    # The rest of BMW's answer is still there to read.
+    assert '"chargingMode"' in line or '"displayedSoc"' in line
+    if action == "fetch_charging_history":
+        assert "Am Olympiapark 1" in addresses
+    else:
+        assert f"{VIN_BEV}_{sim.gcid}" in whole  # "vehicleIdWithGcid"
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=[action.name for action in ACTIONS])
