@@ -5,9 +5,9 @@ through the account's one `Budget` before it is sent. The budget counts requests
 rolling 24-hour window, which is never more generous than BMW's reset at 00:00 UTC, and it
 is stored so a restart of Home Assistant remembers what was spent. Automatic requests are
 capped by the user's option; a single request the user asks for may use whatever the window
-has left. Requests that multiply on their own (the further pages of an action's `all_pages`)
-are "spare only": they never touch what automatic requests may still spend, so one action
-cannot stop automatic polling for a day.
+has left. Requests that multiply on their own (every page of an action's `all_pages`) are
+"spare only": they never touch what automatic requests may still spend, so one action cannot
+stop automatic polling for a day.
 """
 
 from __future__ import annotations
