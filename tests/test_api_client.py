@@ -393,7 +393,9 @@ async def test_refusing_hook_stops_the_request(
     assert hook.endpoints == ["vehicle_mappings", "charging_history"]
 
 
-async def test_hook_refusing_a_later_page(client: CarDataClient, sim: SimulatorHandle) -> None:
+async def test_hook_refusing_a_later_page_keeps_the_paid_ones(
+    client: CarDataClient, sim: SimulatorHandle
+) -> None:
     allowed = 1
 
     async def one_call_left(endpoint: str) -> None:
@@ -403,9 +405,20 @@ async def test_hook_refusing_a_later_page(client: CarDataClient, sim: SimulatorH
         allowed -= 1
 
     client._before_request = one_call_left
-    with pytest.raises(RequestRefusedError):
-        await client.get_location_based_charging_settings(BEV, all_pages=True)
+    paid = await client.get_location_based_charging_settings(BEV, all_pages=True)
+
+    # The page paid for comes back, with the token that continues where paging stopped.
+    assert isinstance(paid.stopped_by, RequestRefusedError)
+    assert len(paid.entries) == 10
+    assert paid.next_token is not None
     assert (await used_calls(sim))["used"] == 1
+    allowed = 1
+    rest = await client.get_location_based_charging_settings(BEV, next_token=paid.next_token)
+    assert rest.stopped_by is None
+    assert rest.next_token is None
+    assert {entry.setting_id for entry in paid.entries + rest.entries} == {
+        f"{BEV[-4:]}-lbcs-{number:02d}" for number in range(1, 13)
+    }
 
 
 # --- injected faults ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 It holds what explains most problems: the entry, the token lifetimes, the request budget,
 the stream's state and recent disconnects, the telematics container, and per vehicle the
 latest descriptor values. Tokens, the client id and the GCID are redacted; VINs become
-`vehicle_1`, `vehicle_2`, ... (as keys too) and positions are removed. A last pass
+`vehicle_1`, `vehicle_2`, ... (as keys too), positions and street addresses are removed. A last pass
 replaces any of those strings wherever else they appear (an error text, say), because a
 diagnostics file is usually attached to a public issue.
 """
@@ -41,6 +41,10 @@ TO_REDACT: Final = {
     "entityId",
     # Derived from the GCID: stable per account, so it identifies one.
     "mqtt_client_id",
+    # Where the car charged (charging history): the street, not only the town.
+    "formattedAddress",
+    "streetAddress",
+    "postalCode",
 }
 # Every descriptor of the vehicle's position (latitude, longitude, heading, altitude).
 POSITION_DESCRIPTOR_PREFIX: Final = "vehicle.cabin.infotainment.navigation.currentLocation."
@@ -60,13 +64,21 @@ async def async_get_config_entry_diagnostics(
             "options": dict(entry.options),
         }
     }
-    aliases: dict[str, str] = {}
     if entry.state is ConfigEntryState.LOADED:
-        aliases = _vehicle_aliases(entry)
-        diagnostics.update(_runtime_diagnostics(entry, aliases))
-    redacted: dict[str, Any] = async_redact_data(diagnostics, TO_REDACT)
-    scrubbed: dict[str, Any] = _scrub(redacted, _replacements(entry, aliases))
-    return scrubbed
+        diagnostics.update(_runtime_diagnostics(entry, _vehicle_aliases(entry)))
+    redacted: dict[str, Any] = redact_personal_data(entry, diagnostics)
+    return redacted
+
+
+def redact_personal_data(entry: CarDataConfigEntry, data: Any) -> Any:
+    """Return `data` (BMW's JSON, say) without the account's secrets and personal data.
+
+    The one redaction of this integration, for the diagnostics and for log lines alike:
+    the keys of TO_REDACT are redacted, and every VIN of the account, its GCID and its
+    tokens are replaced wherever they appear (VINs become `vehicle_<n>`).
+    """
+    aliases = _vehicle_aliases(entry) if entry.state is ConfigEntryState.LOADED else {}
+    return _scrub(async_redact_data(data, TO_REDACT), _replacements(entry, aliases))
 
 
 def _runtime_diagnostics(entry: CarDataConfigEntry, aliases: Mapping[str, str]) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Every REST request of the integration (set-up, polling, actions, the config flow
 through the account's one `Budget` before it is sent. The budget counts requests in a
 rolling 24-hour window, which is never more generous than BMW's reset at 00:00 UTC, and it
 is stored so a restart of Home Assistant remembers what was spent. Automatic requests are
-capped by the user's option; actions may use whatever the window has left.
+capped by the user's option; a single request the user asks for may use whatever the window
+has left. Requests that multiply on their own (every page of an action's `all_pages`) are
+"spare only": they never touch what automatic requests may still spend, so one action cannot
+stop automatic polling for a day.
 """
 
 from __future__ import annotations
@@ -91,18 +94,45 @@ class Budget:
         automatic = sum(1 for request in self.spent(now) if request.automatic)
         return max(0, min(self.remaining(now), self.automatic_limit - automatic))
 
+    def remaining_spare(self, now: datetime | None = None) -> int:
+        """Return how many requests fit without taking any the automatic share may still spend.
+
+        With the automatic share not yet spent this is the user's own share (50 less the
+        automatic limit) less what actions sent; beyond it, whatever the window has left.
+        """
+        now = now or dt_util.utcnow()
+        automatic = sum(1 for request in self.spent(now) if request.automatic)
+        kept_for_automatic = max(0, self.automatic_limit - automatic)
+        return max(0, self.remaining(now) - kept_for_automatic)
+
     @property
     def blocked_until(self) -> datetime | None:
         """When BMW said the budget was spent: the moment REST is tried again."""
         self._prune(dt_util.utcnow())
         return self._blocked_until
 
-    def next_request_at(self, *, automatic: bool, now: datetime | None = None) -> datetime:
-        """Return the earliest moment a request of this kind fits (now if it fits now)."""
+    def next_request_at(
+        self, *, automatic: bool, spare_only: bool = False, now: datetime | None = None
+    ) -> datetime:
+        """Return the earliest moment a request of this kind fits (now if it fits now).
+
+        For a spare-only request this is the moment the user's share frees a request while
+        the automatic share is not spent; automatic requests leaving the window may delay it.
+        """
         now = now or dt_util.utcnow()
         self._prune(now)
         if self._blocked_until is not None:
             return self._blocked_until
+        automatic_spent = sum(1 for request in self._spent if request.automatic)
+        if spare_only and automatic_spent < self.automatic_limit:
+            by_user = [request for request in self._spent if not request.automatic]
+            excess = len(by_user) - (DAILY_BUDGET - self.automatic_limit)
+            if excess < 0:
+                return now
+            if excess < len(by_user):
+                return by_user[excess].at + BUDGET_WINDOW
+            # The automatic share is the whole budget: no request of the user's frees one.
+            return now + BUDGET_WINDOW
         candidates = self._spent
         limit = DAILY_BUDGET
         if automatic and self.remaining(now) > 0:
@@ -115,17 +145,24 @@ class Budget:
 
     # --- Spending -------------------------------------------------------------------
 
-    def acquire(self, endpoint: str, *, automatic: bool) -> None:
+    def acquire(self, endpoint: str, *, automatic: bool, spare_only: bool = False) -> None:
         """Count one request about to be sent, or refuse it with RequestRefusedError.
 
-        Synchronous on purpose: checking and counting cannot interleave with another
-        caller on the event loop, so concurrent callers never overspend.
+        `spare_only` requests (not automatic) are refused where they would take a request
+        the automatic share may still spend. Synchronous on purpose: checking and counting
+        cannot interleave with another caller on the event loop, so concurrent callers never
+        overspend.
         """
         now = dt_util.utcnow()
-        allowed = self.remaining_automatic(now) if automatic else self.remaining(now)
+        if automatic:
+            allowed = self.remaining_automatic(now)
+        elif spare_only:
+            allowed = self.remaining_spare(now)
+        else:
+            allowed = self.remaining(now)
         if allowed <= 0:
-            retry_at = self.next_request_at(automatic=automatic, now=now)
-            kind = "automatic " if automatic else ""
+            retry_at = self.next_request_at(automatic=automatic, spare_only=spare_only, now=now)
+            kind = "automatic " if automatic else "spare " if spare_only else ""
             raise RequestRefusedError(
                 f"{kind}request budget for {endpoint} spent until {retry_at.isoformat(timespec='minutes')}",
                 retry_at=retry_at,
@@ -133,11 +170,13 @@ class Budget:
         self._spent.append(SpentRequest(now, endpoint, automatic))
         self._changed()
 
-    def request_hook(self, *, automatic: bool) -> Callable[[str], Awaitable[None]]:
+    def request_hook(
+        self, *, automatic: bool, spare_only: bool = False
+    ) -> Callable[[str], Awaitable[None]]:
         """Return the client library's `before_request` hook for one kind of caller."""
 
         async def before_request(endpoint: str) -> None:
-            self.acquire(endpoint, automatic=automatic)
+            self.acquire(endpoint, automatic=automatic, spare_only=spare_only)
 
         return before_request
 

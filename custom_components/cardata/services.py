@@ -2,12 +2,14 @@
 
 Each action sends one request per page through the account's `action_client`, so it spends
 the user's share of BMW's 50 daily requests and is refused, before anything is sent, when
-that share is spent. The JSON BMW answered is logged at info level (VINs shortened) and
-returned as the action's response. Home Assistant responses must be objects, so a list
-answer is wrapped: the vehicle mappings come back as `{"mappings": [...]}`.
+that share is spent. The JSON BMW answered is logged at info level, redacted as the
+diagnostics are, and returned whole as the action's response. Home Assistant responses
+must be objects, so a list answer is wrapped: the vehicle mappings come back as
+`{"mappings": [...]}`.
 
-`config_entry_id` is required, as in Home Assistant's own integrations: a script that
-names its account keeps working when a second account is added.
+The user picks the car as a device and the account follows from it; scripts may name the
+car by `vin` instead, and `config_entry_id` is needed only when several accounts are loaded
+and the car does not decide (action_target.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 import json
-import re
 import sys
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 else:
     import voluptuous as vol
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -41,12 +42,14 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
+from .action_target import ATTR_CONFIG_ENTRY_ID, ATTR_VIN, account_of_call, vehicle_of_call
 from .api.client import CarDataClient
 from .api.const import CHARGING_HISTORY_MAX_RANGE
 from .api.errors import (
     ApiError,
     BadRequestError,
     CarDataConnectionError,
+    CarDataError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -56,6 +59,7 @@ from .api.errors import (
     TokenInvalidError,
 )
 from .const import DOMAIN, LOGGER
+from .diagnostics import redact_personal_data
 from .runtime import CarDataConfigEntry
 from .vehicle import redact_vin
 
@@ -66,24 +70,29 @@ SERVICE_FETCH_CHARGING_HISTORY: Final = "fetch_charging_history"
 SERVICE_FETCH_TYRE_DIAGNOSIS: Final = "fetch_tyre_diagnosis"
 SERVICE_FETCH_CHARGING_SETTINGS: Final = "fetch_location_based_charging_settings"
 
-ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
-ATTR_VIN: Final = "vin"
 ATTR_START: Final = "start"
 ATTR_END: Final = "end"
 ATTR_ALL_PAGES: Final = "all_pages"
+ATTR_NEXT_TOKEN: Final = "next_token"
 
 # The charging history window when the caller names no start.
 DEFAULT_HISTORY_RANGE: Final = timedelta(days=30)
 
-# Something shaped like a VIN (17 characters of the VIN alphabet, at least one letter), for
-# shortening VINs in logged payloads: logs end up in public bug reports.
-_VIN_LIKE = re.compile(r"(?<![A-Za-z0-9])(?=[0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}(?![A-Za-z0-9])")
-
-_ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
-_VEHICLE_SCHEMA = _ENTRY_SCHEMA.extend(
-    {vol.Required(ATTR_VIN): vol.All(cv.string, lambda vin: vin.strip().upper())}
+_ENTRY_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    }
 )
-_PAGED_SCHEMA = _VEHICLE_SCHEMA.extend({vol.Optional(ATTR_ALL_PAGES, default=False): cv.boolean})
+_VEHICLE_SCHEMA = _ENTRY_SCHEMA.extend(
+    {vol.Optional(ATTR_VIN): vol.All(cv.string, lambda vin: vin.strip().upper())}
+)
+_PAGED_SCHEMA = _VEHICLE_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_ALL_PAGES, default=False): cv.boolean,
+        vol.Optional(ATTR_NEXT_TOKEN): cv.string,
+    }
+)
 _HISTORY_SCHEMA = _PAGED_SCHEMA.extend(
     {vol.Optional(ATTR_START): cv.datetime, vol.Optional(ATTR_END): cv.datetime}
 )
@@ -92,37 +101,6 @@ type _Request[T] = Callable[[CarDataClient], Awaitable[T]]
 
 
 # --- Resolving what the call names ---------------------------------------------------
-
-
-def _loaded_entry(call: ServiceCall) -> CarDataConfigEntry:
-    """Return the call's config entry; it must be a loaded BMW CarData entry."""
-    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
-    entry = call.hass.config_entries.async_get_entry(entry_id)
-    if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_entry_not_found",
-            translation_placeholders={"entry_id": entry_id},
-        )
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_entry_not_loaded",
-            translation_placeholders={"account": entry.title},
-        )
-    return cast(CarDataConfigEntry, entry)
-
-
-def _vehicle_vin(entry: CarDataConfigEntry, call: ServiceCall) -> str:
-    """Return the call's VIN; it must be a vehicle the account reads as primary user."""
-    vin: str = call.data[ATTR_VIN]
-    if vin not in entry.runtime_data.coordinator.vehicles:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="action_unknown_vehicle",
-            translation_placeholders={"vin": vin, "account": entry.title},
-        )
-    return vin
 
 
 def _history_range(call: ServiceCall) -> tuple[datetime, datetime]:
@@ -175,15 +153,22 @@ async def async_user_request[T](
     vin: str | None = None,
     *,
     not_found: str = "action_not_found",
+    paging: bool = False,
 ) -> T:
     """Send a request the user asked for (an action, a button); translate every failure.
 
     `not_found` names the message for BMW's "no such data". An access token BMW refuses
     is renewed and the request sent once more (one more request of the budget); BMW
-    usually refuses a token only after revoking it.
+    usually refuses a token only after revoking it. `paging` requests (`all_pages`) are
+    sent from the user's share only: however many pages there are, they never take a
+    request that automatic polling may still spend.
     """
     runtime = entry.runtime_data
     client = runtime.action_client
+    if paging:
+        client = client.with_request_hook(
+            runtime.budget.request_hook(automatic=False, spare_only=True)
+        )
     try:
         try:
             return await request(client)
@@ -191,6 +176,12 @@ async def async_user_request[T](
             await runtime.tokens.async_refresh(force=True)
             return await request(client)
     except RequestRefusedError as err:
+        if paging and runtime.budget.remaining() > 0:
+            # Requests are left, but they are the automatic share's.
+            retry_at = err.retry_at or runtime.budget.next_request_at(
+                automatic=False, spare_only=True
+            )
+            raise _error("action_paging_share_spent", time=_local(retry_at)) from err
         retry_at = err.retry_at or runtime.budget.next_request_at(automatic=False)
         raise _error("action_budget_spent", time=_local(retry_at)) from err
     except RateLimitError as err:
@@ -218,16 +209,39 @@ async def async_user_request[T](
         raise _error("action_cannot_connect", error=str(err)) from err
 
 
-def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> ServiceResponse:
-    """Log BMW's answer and return it as the response (a list wrapped under `list_key`)."""
+def _respond(
+    entry: CarDataConfigEntry, action: str, target: str, raw: Any, *, list_key: str = "data"
+) -> ServiceResponse:
+    """Log BMW's answer and return it whole as the response (a list wrapped under `list_key`).
+
+    The log line is redacted as the diagnostics are: logs end up in public bug reports,
+    and BMW's answers carry VINs, the GCID, street addresses and coordinates.
+    """
     LOGGER.info(
         "%s for %s: %s",
         action,
         target,
-        _VIN_LIKE.sub(lambda match: redact_vin(match[0]), json.dumps(raw, ensure_ascii=False)),
+        json.dumps(redact_personal_data(entry, raw), ensure_ascii=False),
     )
     response = dict(raw) if isinstance(raw, Mapping) else {list_key: raw}
     return cast(ServiceResponse, response)
+
+
+def _note_paging_stop(
+    entry: CarDataConfigEntry, action: str, vin: str, stopped_by: CarDataError | None
+) -> None:
+    """Say why `all_pages` returned before the last page; BMW's CU-429 blocks the budget."""
+    if stopped_by is None:
+        return
+    if isinstance(stopped_by, RateLimitError):
+        entry.runtime_data.budget.note_rate_limited()
+    LOGGER.info(
+        "%s for %s returns the pages fetched before this stopped it: %s. "
+        "The response's paging token continues where it stopped",
+        action,
+        redact_vin(vin),
+        stopped_by,
+    )
 
 
 # --- The actions -------------------------------------------------------------------------
@@ -235,24 +249,22 @@ def _respond(action: str, target: str, raw: Any, *, list_key: str = "data") -> S
 
 async def _async_fetch_vehicle_mappings(call: ServiceCall) -> ServiceResponse:
     """Return the account's vehicle mappings (BMW's list, under `mappings`)."""
-    entry = _loaded_entry(call)
+    entry = account_of_call(call)
     mappings = await async_user_request(entry, lambda client: client.get_vehicle_mappings())
     raw = [mapping.raw for mapping in mappings]
-    return _respond(call.service, entry.title, raw, list_key="mappings")
+    return _respond(entry, call.service, entry.title, raw, list_key="mappings")
 
 
 async def _async_fetch_basic_data(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's basic data."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_basic_data(vin), vin)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
     """Return the container's current values for a vehicle and merge them into its state."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     runtime = entry.runtime_data
     container_id = runtime.cache.container_id
     if container_id is None:
@@ -262,44 +274,51 @@ async def _async_fetch_telematic_data(call: ServiceCall) -> ServiceResponse:
     )
     # The request is paid for: let the entities show what it brought.
     runtime.coordinator.apply_rest_values(vin, result.values)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_charging_history(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's charging sessions of a range (first page, or all)."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     start, end = _history_range(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
+    next_token: str | None = call.data.get(ATTR_NEXT_TOKEN)
     result = await async_user_request(
         entry,
-        lambda client: client.get_charging_history(vin, start, end, all_pages=all_pages),
+        lambda client: client.get_charging_history(
+            vin, start, end, all_pages=all_pages, next_token=next_token
+        ),
         vin,
+        paging=all_pages,
     )
-    return _respond(call.service, redact_vin(vin), result.raw)
+    _note_paging_stop(entry, call.service, vin, result.stopped_by)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_tyre_diagnosis(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's smart maintenance tyre diagnosis."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     result = await async_user_request(entry, lambda client: client.get_tyre_diagnosis(vin), vin)
-    return _respond(call.service, redact_vin(vin), result.raw)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 async def _async_fetch_charging_settings(call: ServiceCall) -> ServiceResponse:
     """Return a vehicle's location-based charging settings (first page, or all)."""
-    entry = _loaded_entry(call)
-    vin = _vehicle_vin(entry, call)
+    entry, vin = vehicle_of_call(call)
     all_pages: bool = call.data[ATTR_ALL_PAGES]
+    next_token: str | None = call.data.get(ATTR_NEXT_TOKEN)
     result = await async_user_request(
         entry,
-        lambda client: client.get_location_based_charging_settings(vin, all_pages=all_pages),
+        lambda client: client.get_location_based_charging_settings(
+            vin, all_pages=all_pages, next_token=next_token
+        ),
         vin,
         # BMW's CU-127: the car has not learned charging settings for any location.
         not_found="action_no_charging_settings",
+        paging=all_pages,
     )
-    return _respond(call.service, redact_vin(vin), result.raw)
+    _note_paging_stop(entry, call.service, vin, result.stopped_by)
+    return _respond(entry, call.service, redact_vin(vin), result.raw)
 
 
 type _Handler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]

@@ -17,18 +17,26 @@ from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
+from custom_components.cardata.api.const import MAX_PAGES
 from custom_components.cardata.api.errors import RequestRefusedError
 from custom_components.cardata.api.stream import StreamState
-from custom_components.cardata.const import BUDGET_WINDOW, DAILY_BUDGET, DOMAIN
+from custom_components.cardata.const import (
+    BUDGET_WINDOW,
+    DAILY_BUDGET,
+    DOMAIN,
+    MIN_AUTOMATIC_BUDGET,
+)
 from custom_components.cardata.coordinator import polling_plan
 from custom_components.cardata.quota import Budget
+from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
-from .common import TimeTravel
+from .common import TimeTravel, async_add_entry
 from .test_coordinator import Account, async_new_account, async_rest_calls, async_step
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -95,10 +103,12 @@ def _load_budget(automatic_limit: int) -> Budget:
     return budget
 
 
-def _try_acquire(budget: Budget, *, automatic: bool) -> tuple[bool, datetime | None]:
+def _try_acquire(
+    budget: Budget, *, automatic: bool, spare_only: bool = False
+) -> tuple[bool, datetime | None]:
     """Ask for one request: whether it may be sent, and if not, when to ask again."""
     try:
-        budget.acquire("telematic_data", automatic=automatic)
+        budget.acquire("telematic_data", automatic=automatic, spare_only=spare_only)
     except RequestRefusedError as err:
         return False, err.retry_at
     return True, None
@@ -109,6 +119,8 @@ def _try_acquire(budget: Budget, *, automatic: bool) -> tuple[bool, datetime | N
 _STEP = st.one_of(
     st.tuples(st.just("poll"), st.integers(1, 25)),
     st.tuples(st.just("action"), st.integers(1, 25)),
+    # The further pages of an `all_pages` action.
+    st.tuples(st.just("pages"), st.integers(1, 25)),
     # From a burst seconds apart to quiet hours.
     st.tuples(st.just("wait"), st.integers(0, 120) | st.integers(0, 12 * 3600)),
     st.tuples(st.just("restart"), st.just(0)),
@@ -153,8 +165,15 @@ def test_no_schedule_of_polls_actions_and_restarts_exceeds_the_budget(
                 budget.note_rate_limited()
             else:
                 automatic = kind == "poll"
+                spare_only = kind == "pages"
                 for _ in range(amount):
-                    allowed, retry_at = _try_acquire(budget, automatic=automatic)
+                    automatic_left = budget.remaining_automatic()
+                    allowed, retry_at = _try_acquire(
+                        budget, automatic=automatic, spare_only=spare_only
+                    )
+                    if spare_only:
+                        # Pages never take what automatic polling may still spend.
+                        assert budget.remaining_automatic() == automatic_left
                     if not allowed:
                         assert retry_at is not None
                         assert retry_at > state.now
@@ -261,3 +280,77 @@ async def test_bmw_rate_limit_pauses_rest_without_reauthentication(
     await async_step(hass, travel, timedelta(minutes=2))
     assert account.budget.blocked_until is None
     assert (await async_rest_calls(sim)) == {"telematic_data": 1}
+
+
+# --- an action's `all_pages` never spends the automatic share -----------------------------
+
+
+def test_paging_safety_net_fits_the_users_largest_share() -> None:
+    """Even the safety net of paging stays within what the options leave to actions."""
+    assert MAX_PAGES <= DAILY_BUDGET - MIN_AUTOMATIC_BUDGET
+
+
+async def _fetch_all_history(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
+    end = dt_util.utcnow().replace(microsecond=0)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "fetch_charging_history",
+        {"vin": fleet.VIN_BEV, "start": end - timedelta(days=45), "end": end, **data},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+async def test_all_pages_near_the_budget_end_keeps_the_automatic_share(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """One page of the user's share left: it is paid and returned, with the token to go on.
+
+    The automatic share stays whole, so polling goes on; a single page, as without
+    `all_pages`, may still be fetched to continue.
+    """
+    entry = await async_add_entry(hass, sim)
+    budget: Budget = entry.runtime_data.budget
+    while budget.remaining_spare() > 1:
+        budget.acquire("elsewhere", automatic=False)
+    automatic_left = budget.remaining_automatic()
+    used = (await sim.calls())[sim.gcid]["used"]
+
+    paid = await _fetch_all_history(hass, all_pages=True)
+
+    assert len(paid["data"]) == 10
+    assert paid["next_token"] is not None
+    assert (await sim.calls())[sim.gcid]["used"] == used + 1
+    assert budget.remaining_spare() == 0
+    assert budget.remaining_automatic() == automatic_left
+
+    # All pages again: nothing of the user's share is left, and the answer says so.
+    with pytest.raises(HomeAssistantError) as caught:
+        await _fetch_all_history(hass, all_pages=True, next_token=paid["next_token"])
+    assert caught.value.translation_key == "action_paging_share_spent"
+    assert "kept for automatic updates" in str(caught.value)
+    assert budget.remaining_automatic() == automatic_left
+
+    rest = await _fetch_all_history(hass, next_token=paid["next_token"])
+    assert rest["next_token"] is None
+    starts = [session["startTime"] for session in paid["data"] + rest["data"]]
+    assert len(set(starts)) == len(starts) > 10
+
+
+async def test_all_pages_refused_by_bmw_returns_the_paid_pages(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """BMW's CU-429 on the second page: the first comes back, and REST pauses until reset."""
+    entry = await async_add_entry(hass, sim)
+    budget: Budget = entry.runtime_data.budget
+    used = (await sim.calls())[sim.gcid]["used"]
+    await sim.set_config(budget_limit=used + 1)
+
+    paid = await _fetch_all_history(hass, all_pages=True)
+
+    assert len(paid["data"]) == 10
+    assert paid["next_token"] is not None
+    assert budget.blocked_until is not None
+    assert (await sim.calls())[sim.gcid]["refused"] == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service import async_get_all_descriptions
 from homeassistant.helpers.translation import async_get_translations
@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.cardata.api.client import CarDataClient
 from custom_components.cardata.const import DOMAIN
+from custom_components.cardata.diagnostics import redact_personal_data
 from custom_components.cardata.runtime import CarDataRuntimeData
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
@@ -57,6 +58,27 @@ async def _call(
     )
     assert isinstance(response, dict)
     return response
+
+
+async def _call_without_entry(hass: HomeAssistant, action: str, **data: Any) -> dict[str, Any]:
+    """Call as the action form does when the user picks only a car (or a script names a VIN)."""
+    response = await hass.services.async_call(
+        DOMAIN, action, data, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+def _car(hass: HomeAssistant, vin: str) -> str:
+    """The device id of a car, as the action form's device picker sends it."""
+    registry = dr.async_get(hass)
+    (device_id,) = (
+        device.id
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if (DOMAIN, vin) in device.identifiers
+    )
+    return device_id
 
 
 async def _bmw_get(
@@ -120,12 +142,21 @@ def _without_paging_token(body: Any) -> Any:
     }
 
 
-def _shorten_vins(body: Any) -> Any:
-    """`body` as the log shows it: every VIN cut to its last four characters."""
-    text = json.dumps(body, ensure_ascii=False)
-    for vin in fleet.VEHICLES:
-        text = text.replace(vin, f"…{vin[-4:]}")
-    return json.loads(text)
+def _values_of(body: Any, keys: frozenset[str]) -> list[Any]:
+    """Every value under one of `keys`, however deeply nested."""
+    if isinstance(body, dict):
+        return [
+            found
+            for key, value in body.items()
+            for found in ([value] if key in keys else _values_of(value, keys))
+        ]
+    if isinstance(body, list):
+        return [found for item in body for found in _values_of(item, keys)]
+    return []
+
+
+ADDRESS_KEYS = frozenset({"formattedAddress", "streetAddress", "postalCode"})
+COORDINATE_KEYS = frozenset({"latitude", "longitude", "mapMatchedLatitude", "mapMatchedLongitude"})
 
 
 def _iso(moment: datetime) -> str:
@@ -229,13 +260,14 @@ async def test_action_returns_and_logs_bmw_answer(
     logged = json.loads(lines[0].removeprefix(prefix))
     if isinstance(logged, list):
         logged = {"mappings": logged}
-    assert logged == _shorten_vins(response)
+    # The log holds BMW's answer as the diagnostics would show it.
+    assert logged == redact_personal_data(entry, response)
     log_text = caplog.text
     for secret in _secrets(entry):
         assert secret not in log_text
-    # VINs in the logged payload are shortened; the response keeps them whole.
     assert VIN_BEV not in lines[0]
     assert VIN_PHEV not in lines[0]
+    assert sim.gcid not in lines[0]
 
 
 async def test_mappings_response_wraps_bmw_list(
@@ -244,15 +276,166 @@ async def test_mappings_response_wraps_bmw_list(
     entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """BMW's mappings array comes back under "mappings", every VIN whole; the log shortens them."""
+    """BMW's mappings array comes back under "mappings", every VIN whole; the log hides them."""
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     response = await _call(hass, entry, "fetch_vehicle_mappings")
 
     vins = {mapping["vin"]: mapping["mappingType"] for mapping in response["mappings"]}
     assert vins == {VIN_BEV: "PRIMARY", VIN_PHEV: "PRIMARY", fleet.VIN_SECONDARY: "SECONDARY"}
     (line,) = _action_lines(caplog, "fetch_vehicle_mappings")
-    assert all(f'"…{vin[-4:]}"' in line for vin in vins)
     assert all(vin not in line for vin in vins)
+    assert '"mappingType": "SECONDARY"' in line
+
+
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ("fetch_charging_history", {"all_pages": True}),
+        ("fetch_location_based_charging_settings", {"all_pages": True}),
+    ],
+)
+async def test_logged_answer_hides_where_the_car_charges(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    action: str,
+    data: dict[str, Any],
+) -> None:
+    """BMW's answers name the GCID, streets and coordinates: the response keeps them, the log not.
+
+    Logs are posted in public bug reports; the response is the user's own.
+    """
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+
+    response = await _call(hass, entry, action, vin=VIN_BEV, **data)
+
+    addresses = {str(value) for value in _values_of(response, ADDRESS_KEYS)}
+    coordinates = {str(value) for value in _values_of(response, COORDINATE_KEYS)}
+    assert coordinates
+    whole = json.dumps(response, ensure_ascii=False)
+    (line,) = _action_lines(caplog, action)
+    private = {VIN_BEV, sim.gcid, *addresses, *coordinates}
+    assert [value for value in private if value in line] == []
+    # The rest of BMW's answer is still there to read.
+    assert '"chargingMode"' in line or '"displayedSoc"' in line
+    if action == "fetch_charging_history":
+        assert "Am Olympiapark 1" in addresses
+    else:
+        assert f"{VIN_BEV}_{sim.gcid}" in whole  # "vehicleIdWithGcid"
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=[action.name for action in ACTIONS])
+async def test_action_by_picked_car(
+    hass: HomeAssistant, sim: SimulatorHandle, entry: MockConfigEntry, action: Action
+) -> None:
+    """Picking the car is enough: the account follows from it, the answer is BMW's."""
+    vin = action.data.get("vin", VIN_BEV)
+    data = {key: value for key, value in action.data.items() if key != "vin"}
+    used, _ = await _used(sim)
+
+    response = await _call_without_entry(hass, action.name, device_id=_car(hass, vin), **data)
+
+    assert (await _used(sim))[0] == used + 1
+    expected = await _bmw_get(hass, sim, entry, action.path, action.params(entry))
+    if isinstance(expected, list):
+        expected = {"mappings": expected}
+    assert _without_paging_token(response) == _without_paging_token(expected)
+
+
+async def test_vin_alone_with_one_account(
+    hass: HomeAssistant, sim: SimulatorHandle, entry: MockConfigEntry
+) -> None:
+    """A script that names only the VIN works while one account is set up."""
+    response = await _call_without_entry(hass, "fetch_basic_data", vin=VIN_PHEV)
+
+    assert response == dict(fleet.VEHICLES[VIN_PHEV].basic_data)
+
+
+async def test_picked_car_refusals(
+    hass: HomeAssistant, sim: SimulatorHandle, entry: MockConfigEntry
+) -> None:
+    """A wrong pick is explained in the user's language, and nothing is spent."""
+    foreign = MockConfigEntry(domain="demo", title="Not BMW")
+    foreign.add_to_hass(hass)
+    lamp = dr.async_get(hass).async_get_or_create(
+        config_entry_id=foreign.entry_id, identifiers={("demo", "lamp")}, name="Kitchen lamp"
+    )
+    used, _ = await _used(sim)
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"device_id": "no-such-device"}, "action_device_not_found", "no-such-device"),
+        ({"device_id": lamp.id}, "action_device_not_a_vehicle", "Kitchen lamp"),
+        (
+            {"device_id": _car(hass, VIN_BEV), "vin": VIN_PHEV},
+            "action_device_vin_mismatch",
+            "ending …0001, but the VIN given ends …0002",
+        ),
+        ({}, "action_vehicle_missing", "pick it, or give its VIN"),
+    ]
+
+    for data, key, text in cases:
+        with pytest.raises(ServiceValidationError) as caught:
+            await _call_without_entry(hass, "fetch_tyre_diagnosis", **data)
+        assert caught.value.translation_key == key
+        assert text in str(caught.value)
+
+    # The same car picked and named by VIN is no contradiction.
+    response = await _call_without_entry(
+        hass, "fetch_basic_data", device_id=_car(hass, VIN_BEV), vin=VIN_BEV.lower()
+    )
+    assert response == dict(fleet.VEHICLES[VIN_BEV].basic_data)
+    assert (await _used(sim))[0] == used + 1
+
+
+async def test_no_account_loaded(
+    hass: HomeAssistant, sim: SimulatorHandle, entry: MockConfigEntry
+) -> None:
+    """With the account unloaded, a VIN finds no account and a picked car names its own."""
+    device_id = _car(hass, VIN_BEV)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    with pytest.raises(ServiceValidationError) as caught:
+        await _call_without_entry(hass, "fetch_basic_data", vin=VIN_BEV)
+    assert caught.value.translation_key == "action_no_account_loaded"
+    assert "No BMW CarData account is loaded" in str(caught.value)
+
+    with pytest.raises(ServiceValidationError) as caught:
+        await _call_without_entry(hass, "fetch_basic_data", device_id=device_id)
+    assert caught.value.translation_key == "action_entry_not_loaded"
+    assert entry.title in str(caught.value)
+
+
+async def test_two_accounts_the_car_decides(
+    hass: HomeAssistant, sim: SimulatorHandle, entry: MockConfigEntry
+) -> None:
+    """With two accounts, a car or a VIN names its account; the account-wide action asks which."""
+    other = await async_add_entry(hass, sim, client_id=fleet.CLIENT_OTHER)
+    used_other = (await sim.calls())[fleet.GCID_OTHER]["used"]
+
+    by_car = await _call_without_entry(
+        hass, "fetch_vehicle_mappings", device_id=_car(hass, fleet.VIN_OTHER)
+    )
+    assert [mapping["vin"] for mapping in by_car["mappings"]] == [fleet.VIN_OTHER]
+    by_vin = await _call_without_entry(hass, "fetch_basic_data", vin=fleet.VIN_OTHER)
+    assert by_vin == dict(fleet.VEHICLES[fleet.VIN_OTHER].basic_data)
+    assert (await sim.calls())[fleet.GCID_OTHER]["used"] == used_other + 2
+
+    with pytest.raises(ServiceValidationError) as caught:
+        await _call_without_entry(hass, "fetch_vehicle_mappings")
+    assert caught.value.translation_key == "action_account_ambiguous"
+    assert "Pick a car, or choose the account" in str(caught.value)
+
+    # A picked car and a different account named with it: that account cannot read the car.
+    with pytest.raises(ServiceValidationError) as caught:
+        await _call_without_entry(
+            hass,
+            "fetch_basic_data",
+            device_id=_car(hass, fleet.VIN_OTHER),
+            config_entry_id=entry.entry_id,
+        )
+    assert caught.value.translation_key == "action_unknown_vehicle"
+    assert other.state is entry.state
 
 
 async def test_telematic_data_reaches_the_entities_state(
@@ -669,7 +852,7 @@ async def test_non_object_answer_is_wrapped(
 async def test_actions_are_described(
     hass: HomeAssistant, entry: MockConfigEntry, language: str
 ) -> None:
-    """Every action has an account selector, a translated name, and says what it costs."""
+    """Every action has a car picker, a translated name, and says what it costs."""
     descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
     texts = await async_get_translations(hass, language, "services", [DOMAIN])
     cost = {"en": "daily CarData API requests", "de": "täglichen CarData-API-Anfragen"}[language]
@@ -680,7 +863,12 @@ async def test_actions_are_described(
         assert texts[f"{prefix}.name"]
         assert cost in texts[f"{prefix}.description"]
         fields = descriptions[action.name]["fields"]
+        car_picker = fields["device_id"]["selector"]["device"]
+        assert car_picker["filter"] == [{"integration": DOMAIN}]
+        assert not car_picker.get("multiple")
         assert fields["config_entry_id"]["selector"] == {"config_entry": {"integration": DOMAIN}}
+        # Picking the car is enough: nothing else is required.
+        assert not any(field.get("required") for field in fields.values())
         for field in fields:
             assert texts[f"{prefix}.fields.{field}.name"]
             assert texts[f"{prefix}.fields.{field}.description"]

@@ -8,7 +8,7 @@ timeout. BMW's error bodies are mapped onto the exception hierarchy in errors.py
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 import logging
 import re
@@ -48,10 +48,12 @@ from .errors import (
     ApiError,
     BadRequestError,
     CarDataConnectionError,
+    CarDataError,
     ContainerLimitError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestRefusedError,
     ScopeError,
     ServerError,
     TokenInvalidError,
@@ -79,6 +81,10 @@ _EXCERPT_LENGTH = 120
 # Long runs of token alphabet characters are scrubbed from excerpts, in case a gateway
 # echoes a credential back in its error page.
 _SECRET_LIKE = re.compile(r"[A-Za-z0-9._~+/=-]{24,}")
+
+# Errors after which the pages already fetched are still worth returning: refusals of the
+# budget (ours or BMW's) and failures that a later call with the paging token may overcome.
+_PAGING_STOPS = (RequestRefusedError, RateLimitError, ServerError, CarDataConnectionError)
 
 _ERROR_CLASSES: dict[str, type[ApiError]] = {
     "CU-429": RateLimitError,
@@ -197,6 +203,17 @@ class CarDataClient:
         self._before_request = before_request
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
+    def with_request_hook(self, before_request: RequestHook) -> CarDataClient:
+        """Return a client of the same account whose requests announce to `before_request`."""
+        sibling = CarDataClient(
+            self._session,
+            self._access_token,
+            base_url=self._base_url,
+            before_request=before_request,
+        )
+        sibling._timeout = self._timeout
+        return sibling
+
     # --- endpoints ------------------------------------------------------------------
 
     async def get_vehicle_mappings(self) -> list[VehicleMapping]:
@@ -273,8 +290,10 @@ class CarDataClient:
 
         BMW serves ten sessions per page; each page is one request of the daily budget.
         Only the first page (or the page `next_token` points at) is fetched unless
-        `all_pages` is set. Raises ValueError, without any request, when a time is naive,
-        `start` is after `end` or the range exceeds 45 days.
+        `all_pages` is set; paging that is refused or fails after the first page returns
+        the pages fetched, with `stopped_by` and the `next_token` to continue. Raises
+        ValueError, without any request, when a time is naive, `start` is after `end` or
+        the range exceeds 45 days.
         """
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("start and end must be timezone-aware")
@@ -285,7 +304,7 @@ class CarDataClient:
                 f"BMW serves at most {CHARGING_HISTORY_MAX_RANGE.days} days of charging history"
             )
         params = {"from": _iso_millis(start), "to": _iso_millis(end)}
-        pages = await self._get_pages(
+        pages, stopped_by = await self._get_pages(
             ENDPOINT_CHARGING_HISTORY,
             PATH_CHARGING_HISTORY.format(vin=vin),
             params,
@@ -294,11 +313,12 @@ class CarDataClient:
         )
         parsed = [ChargingHistory.from_json(page) for page in pages]
         if len(parsed) == 1:
-            return parsed[0]
+            return replace(parsed[0], stopped_by=stopped_by)
         return ChargingHistory(
             sessions=tuple(session for page in parsed for session in page.sessions),
             next_token=parsed[-1].next_token,
             raw=_merge_pages(pages, parsed[-1].next_token, token_key="next_token"),
+            stopped_by=stopped_by,
         )
 
     async def get_tyre_diagnosis(self, vin: str) -> TyreDiagnosis:
@@ -319,23 +339,27 @@ class CarDataClient:
         return VehicleImage(response.body, response.content_type or "application/octet-stream")
 
     async def get_location_based_charging_settings(
-        self, vin: str, *, all_pages: bool = False
+        self, vin: str, *, all_pages: bool = False, next_token: str | None = None
     ) -> ChargingSettings:
-        """Return the charging settings BMW learned per location; NotFoundError if none."""
-        pages = await self._get_pages(
+        """Return the charging settings BMW learned per location; NotFoundError if none.
+
+        Paged as `get_charging_history` is.
+        """
+        pages, stopped_by = await self._get_pages(
             ENDPOINT_CHARGING_SETTINGS,
             PATH_CHARGING_SETTINGS.format(vin=vin),
             {},
             all_pages=all_pages,
-            next_token=None,
+            next_token=next_token,
         )
         parsed = [ChargingSettings.from_json(page) for page in pages]
         if len(parsed) == 1:
-            return parsed[0]
+            return replace(parsed[0], stopped_by=stopped_by)
         return ChargingSettings(
             entries=tuple(entry for page in parsed for entry in page.entries),
             next_token=parsed[-1].next_token,
             raw=_merge_pages(pages, parsed[-1].next_token, token_key="nextToken"),
+            stopped_by=stopped_by,
         )
 
     # --- plumbing -------------------------------------------------------------------
@@ -348,8 +372,13 @@ class CarDataClient:
         *,
         all_pages: bool,
         next_token: str | None,
-    ) -> list[Any]:
-        """Fetch one page, or every page when `all_pages`, following the paging token."""
+    ) -> tuple[list[Any], CarDataError | None]:
+        """Fetch one page, or every page when `all_pages`, following the paging token.
+
+        Returns the pages and, when a later page was refused (the request hook's budget,
+        BMW's CU-429) or failed on the way, that error: the pages before it are paid for
+        and the last one's token continues. The first page's errors propagate.
+        """
         pages: list[Any] = []
         seen_tokens: set[str] = set()
         token = next_token
@@ -358,7 +387,13 @@ class CarDataClient:
             if token:
                 page_params["nextToken"] = token
                 seen_tokens.add(token)
-            page = await self._get_json(endpoint, path, params=page_params)
+            try:
+                page = await self._get_json(endpoint, path, params=page_params)
+            except _PAGING_STOPS as err:
+                if not pages:
+                    raise
+                _LOGGER.debug("CarData %s paging stopped after %s pages", endpoint, len(pages))
+                return pages, err
             pages.append(page)
             token = (
                 as_str(page.get("next_token") or page.get("nextToken"))
@@ -367,7 +402,7 @@ class CarDataClient:
             )
             # A repeated token would loop forever; MAX_PAGES is a second safety net.
             if not all_pages or not token or token in seen_tokens or len(pages) >= MAX_PAGES:
-                return pages
+                return pages, None
 
     async def _get_json(
         self, endpoint: str, path: str, *, params: Mapping[str, str] | None = None

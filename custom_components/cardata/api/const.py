@@ -35,8 +35,9 @@ API_VERSION: Final = "v1"
 DAILY_REQUEST_LIMIT: Final = 50
 # BMW refuses charging-history ranges longer than about 45 days (CU-401).
 CHARGING_HISTORY_MAX_RANGE: Final = timedelta(days=45)
-# Safety net for paged endpoints; the daily budget is far below this.
-MAX_PAGES: Final = 60
+# Safety net for paged endpoints: the largest share of the daily limit an action can have,
+# 50 less the smallest automatic share the integration's options allow (5).
+MAX_PAGES: Final = 45
 
 PATH_VEHICLE_MAPPINGS: Final = "/customers/vehicles/mappings"
 PATH_CONTAINERS: Final = "/customers/containers"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
+from .errors import CarDataError
 from .values import (
     ParsedValue,
     as_bool,
@@ -471,11 +472,14 @@ class ChargingHistory:
 
     `next_token` is set when more pages exist and were not fetched. When several pages
     were fetched, `raw` has BMW's page shape with `data` holding every page's sessions.
+    `stopped_by` is the refusal or failure that ended `all_pages` early, after the pages
+    here were paid for; `next_token` then continues where it stopped.
     """
 
     sessions: tuple[ChargingSession, ...]
     next_token: str | None
     raw: Any = field(repr=False, compare=False)
+    stopped_by: CarDataError | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, raw: Any) -> Self:
@@ -524,11 +528,12 @@ class LocationChargingSetting:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargingSettings:
-    """Location-based charging settings of one or more pages (see ChargingHistory.raw)."""
+    """Location-based charging settings of one or more pages (see ChargingHistory)."""
 
     entries: tuple[LocationChargingSetting, ...]
     next_token: str | None
     raw: Any = field(repr=False, compare=False)
+    stopped_by: CarDataError | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, raw: Any) -> Self:
