@@ -290,7 +290,8 @@ async def test_bmw_rate_limit_pauses_rest_with_one_warning_and_a_repair_issue(
 
     # 50-minute steps: each passes one token renewal, so no step jumps over an expiry.
     step = timedelta(minutes=50)
-    for _ in range(5):
+    # The stream is up: the next poll comes within six hours.
+    for _ in range(8):
         await travel.async_advance(step)
         if runtime.budget.blocked_until is not None:
             break
