@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 import logging
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import time
 
 import pytest
 
+from tests.simulator.clock import suite_start_time
 from tests.simulator.handle import SimulatorHandle
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
@@ -20,6 +22,19 @@ pytest_plugins = ["pytest_homeassistant_custom_component"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock_at_simulator_start(request: pytest.FixtureRequest) -> None:
+    """Freeze Home Assistant's clock where the simulator's starts, in tests that use both.
+
+    Such tests move the two clocks together (TimeTravel), so they cross BMW's midnight, a month
+    end or a daylight-saving change in Home Assistant's time zone together, whenever the
+    suite runs. Named to sort first: Home Assistant must not start before its clock is set.
+    """
+    if "freezer" in request.fixturenames and "sim" in request.fixturenames:
+        freezer = request.getfixturevalue("freezer")
+        freezer.move_to(request.getfixturevalue("sim_start"))
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +49,28 @@ def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
 
 
 class _SimulatorProcess:
-    """The simulator subprocess and where its log goes."""
+    """The simulator subprocess and where its log goes.
+
+    Its clock starts at `suite_start_time()` (the last noon UTC unless CARDATA_SIM_START pins
+    another moment), and every reset returns to it: what a test sees does not depend on the
+    time of day it runs at. A test about BMW's midnight advances the clock there itself.
+    """
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self.start = suite_start_time()
         # A fixed argument list: this interpreter running the repository's simulator.
         self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "tests.simulator", "--log-level", "INFO"],
+            [
+                sys.executable,
+                "-m",
+                "tests.simulator",
+                "--log-level",
+                "INFO",
+                "--start-time",
+                self.start.isoformat(),
+            ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -109,6 +138,12 @@ def _simulator_process(
 def simulator(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> SimulatorHandle:
     """The BMW CarData simulator, started once per test session (state NOT reset)."""
     return _simulator_process[1]
+
+
+@pytest.fixture
+def sim_start(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> datetime:
+    """Where the simulator's clock starts, and returns to at every reset."""
+    return _simulator_process[0].start
 
 
 @pytest.fixture

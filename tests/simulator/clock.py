@@ -1,26 +1,75 @@
-"""The simulator's own clock: wall time plus an offset that tests can advance.
+"""The simulator's own clock: it runs at wall-clock speed from a start, and tests advance it.
 
 Token lifetimes, the daily budget and the stream's token-expiry disconnects all read this
 clock, so a test can live through days of BMW behaviour in seconds.
+
+Without a start the clock shows wall time (scripts/develop). The test suite starts it at a time
+it chooses (`--start-time`, see tests/conftest.py), so that what a test sees around BMW's
+midnight budget reset does not depend on when the test runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+import os
 import time
 
 
-class SimClock:
-    """Wall-clock time shifted by an adjustable offset."""
+def parse_start_time(raw: str) -> datetime:
+    """An ISO 8601 time with an offset or `Z` (e.g. 2026-03-04T12:00:00Z) as aware UTC."""
+    moment = datetime.fromisoformat(raw)
+    if moment.tzinfo is None:
+        raise ValueError(f"{raw!r} has no UTC offset; add Z or +00:00")
+    return moment.astimezone(UTC)
 
-    def __init__(self) -> None:
-        self._offset = 0.0
+
+def last_noon_utc(now: datetime) -> datetime:
+    """The latest 12:00 UTC at or before `now`: the test suite's default start.
+
+    Noon is twelve hours from BMW's midnight budget reset on either side, and the clock is never
+    ahead of Home Assistant's wall clock (readings from the future would be distrusted) and at
+    most a day behind it.
+    """
+    noon = now.astimezone(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon <= now else noon - timedelta(days=1)
+
+
+# The test suite's start for the simulator's clock, as ISO 8601 (scripts/test --sim-start sets
+# it); unset, the suite starts at the last noon UTC.
+SUITE_START_ENV = "CARDATA_SIM_START"
+
+
+def suite_start_time() -> datetime:
+    """When the test suite's simulators start their clocks."""
+    if raw := os.environ.get(SUITE_START_ENV):
+        return parse_start_time(raw)
+    return last_noon_utc(datetime.now(UTC))
+
+
+class SimClock:
+    """Time since a start (wall time by default), plus what tests advanced it by."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._start = start
+        self._shift = 0.0
+        self._advanced = 0.0
         self._listeners: list[Callable[[], None]] = []
+        self._anchor()
+
+    def _anchor(self) -> None:
+        """Show the start now (or wall time when there is none), with nothing advanced."""
+        self._shift = 0.0 if self._start is None else self._start.timestamp() - time.time()
+        self._advanced = 0.0
+
+    @property
+    def advanced(self) -> float:
+        """Seconds the clock was moved forward since it started or was last reset."""
+        return self._advanced
 
     def timestamp(self) -> float:
         """Seconds since the epoch, as the simulator sees it."""
-        return time.time() + self._offset
+        return time.time() + self._shift + self._advanced
 
     def now(self) -> datetime:
         """Aware UTC datetime, as the simulator sees it."""
@@ -30,13 +79,13 @@ class SimClock:
         """Jump forward and let listeners (token expiry, scenarios) react at once."""
         if seconds < 0:
             raise ValueError("the simulator's clock only moves forward")
-        self._offset += seconds
+        self._advanced += seconds
         for listener in list(self._listeners):
             listener()
 
     def reset(self) -> None:
-        """Back to wall time (used by the control API's reset)."""
-        self._offset = 0.0
+        """Back to the start, or to wall time without one (the control API's reset)."""
+        self._anchor()
         for listener in list(self._listeners):
             listener()
 
