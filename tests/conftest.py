@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 import logging
 import os
 from pathlib import Path
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.simulator.clock import suite_start_time
+from tests.simulator.clock import next_noon_utc, pinned_start_time
 from tests.simulator.handle import SimulatorHandle
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
@@ -24,17 +24,56 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 
-@pytest.fixture(autouse=True)
-def _frozen_clock_at_simulator_start(request: pytest.FixtureRequest) -> None:
-    """Freeze Home Assistant's clock where the simulator's starts, in tests that use both.
+def _clocks_are_ours(node: pytest.Item | pytest.FixtureRequest) -> bool:
+    """Whether every clock the test reads can be set: the simulator's, and Home Assistant's.
 
-    Such tests move the two clocks together (TimeTravel), so they cross BMW's midnight, a month
-    end or a daylight-saving change in Home Assistant's time zone together, whenever the
-    suite runs. Named to sort first: Home Assistant must not start before its clock is set.
+    True for tests of the simulator alone (they speak HTTP and MQTT to it and read no other
+    clock) and for tests that freeze Home Assistant's clock. The others read wall time (Home
+    Assistant's or the client library's), which the simulator's clock must then follow: BMW's
+    clock is the real time, and a token's `exp` far from it reads as expired or everlasting.
     """
-    if "freezer" in request.fixturenames and "sim" in request.fixturenames:
-        freezer = request.getfixturevalue("freezer")
-        freezer.move_to(request.getfixturevalue("sim_start"))
+    fixtures = getattr(node, "fixturenames", ())
+    if "sim" not in fixtures:
+        return False
+    module = getattr(node, "module", None)
+    simulator_alone = (
+        module is not None
+        and module.__name__.startswith("tests.test_simulator_")
+        and "hass" not in fixtures
+    )
+    return simulator_alone or "freezer" in fixtures
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a pinned start (scripts/clock-check), run only the tests whose clocks all start there."""
+    if pinned_start_time() is None:
+        return
+    deselected = [item for item in items if not _clocks_are_ours(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if _clocks_are_ours(item)]
+
+
+@pytest.fixture(autouse=True)
+def _clocks_at_a_chosen_start(request: pytest.FixtureRequest) -> None:
+    """Start the simulator's clock, and Home Assistant's frozen one, at a chosen moment.
+
+    In tests whose clocks are all ours (see `_clocks_are_ours`): the next noon UTC, twelve hours
+    from BMW's midnight budget reset either way, so what they see does not depend on the time of
+    day they run at; or the start CARDATA_SIM_START pins (scripts/clock-check). A test about
+    midnight moves the clocks there itself. Home Assistant's clock is frozen at the simulator's,
+    so TimeTravel moves both across midnight, a month end or a DST change together. Named to
+    sort first among the autouse fixtures: Home Assistant must not start before its clock is set.
+    """
+    if not _clocks_are_ours(request):
+        return
+    sim: SimulatorHandle = request.getfixturevalue("sim")
+    now = sim.advance_blocking(0)
+    if pinned_start_time() is None:
+        noon = next_noon_utc(now)
+        now = sim.advance_blocking((noon - now).total_seconds())
+    if "freezer" in request.fixturenames:
+        request.getfixturevalue("freezer").move_to(now)
 
 
 @pytest.fixture(autouse=True)
@@ -51,15 +90,15 @@ def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
 class _SimulatorProcess:
     """The simulator subprocess and where its log goes.
 
-    Its clock starts at `suite_start_time()` (the last noon UTC unless CARDATA_SIM_START pins
-    another moment), and every reset returns to it: what a test sees does not depend on the
-    time of day it runs at. A test about BMW's midnight advances the clock there itself.
+    Its clock shows wall time, or starts where CARDATA_SIM_START pins it; every reset returns
+    there (`_clocks_at_a_chosen_start` moves it on for the tests whose clocks are all ours).
     """
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.start = suite_start_time()
+        self.start = pinned_start_time()
+        pinned = ["--start-time", self.start.isoformat()] if self.start else []
         # A fixed argument list: this interpreter running the repository's simulator.
         self.process = subprocess.Popen(  # noqa: S603
             [
@@ -68,8 +107,7 @@ class _SimulatorProcess:
                 "tests.simulator",
                 "--log-level",
                 "INFO",
-                "--start-time",
-                self.start.isoformat(),
+                *pinned,
             ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
@@ -142,8 +180,8 @@ def simulator(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> 
 
 @pytest.fixture
 def sim_start(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> datetime:
-    """Where the simulator's clock starts, and returns to at every reset."""
-    return _simulator_process[0].start
+    """Where the simulator's clock returns at a reset: its pinned start, or wall time."""
+    return _simulator_process[0].start or datetime.now(UTC)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ scripts/develop does); the rest check the file's reading and writing in-process.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 import json
 import logging
 import os
@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from tests.simulator import fleet
-from tests.simulator.clock import SimClock, last_noon_utc, suite_start_time
+from tests.simulator.clock import SimClock, next_noon_utc, pinned_start_time
 from tests.simulator.handle import SimulatorHandle
 from tests.simulator.persistence import (
     FORGET_EXPIRED_AFTER,
@@ -38,9 +38,9 @@ from tests.simulator.state import SimState, TokenGrant
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-# These tests are about memory, not BMW's midnight: their clock starts at noon UTC (of the suite's
-# start day), so the budget they count is never reset under them, whenever they run.
-START = last_noon_utc(suite_start_time() + timedelta(hours=12))
+# These tests are about memory, not BMW's midnight: their clock starts at noon UTC, so the budget
+# they count is never reset under them, whenever they run (or from a pinned start's day).
+START = next_noon_utc((pinned_start_time() or datetime.now(UTC)) - timedelta(hours=12))
 SOC = "vehicle.drivetrain.batteryManagement.header"
 ODOMETER = "vehicle.vehicle.travelledDistance"
 API_ONLY_SCOPE = f"authenticate_user openid {fleet.SCOPE_API}"

@@ -3,9 +3,9 @@
 Token lifetimes, the daily budget and the stream's token-expiry disconnects all read this
 clock, so a test can live through days of BMW behaviour in seconds.
 
-Without a start the clock shows wall time (scripts/develop). The test suite starts it at a time
-it chooses (`--start-time`, see tests/conftest.py), so that what a test sees around BMW's
-midnight budget reset does not depend on when the test runs.
+Without a start the clock shows wall time (scripts/develop, and the test suite by default, where
+the `sim` fixture moves it to the next noon UTC for tests whose clocks it controls). A start
+(`--start-time`) pins it instead: `scripts/clock-check` runs tests from awkward moments so.
 """
 
 from __future__ import annotations
@@ -24,27 +24,22 @@ def parse_start_time(raw: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def last_noon_utc(now: datetime) -> datetime:
-    """The latest 12:00 UTC at or before `now`: the test suite's default start.
-
-    Noon is twelve hours from BMW's midnight budget reset on either side, and the clock is never
-    ahead of Home Assistant's wall clock (readings from the future would be distrusted) and at
-    most a day behind it.
-    """
+def next_noon_utc(now: datetime) -> datetime:
+    """The first 12:00 UTC at or after `now`: twelve hours from BMW's midnight either way."""
     noon = now.astimezone(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    return noon if noon <= now else noon - timedelta(days=1)
+    return noon if noon >= now else noon + timedelta(days=1)
 
 
-# The test suite's start for the simulator's clock, as ISO 8601 (scripts/test --sim-start sets
-# it); unset, the suite starts at the last noon UTC.
-SUITE_START_ENV = "CARDATA_SIM_START"
+# A pinned start for the test suite's simulators, as ISO 8601 (scripts/test --sim-start and
+# scripts/clock-check set it).
+PINNED_START_ENV = "CARDATA_SIM_START"
 
 
-def suite_start_time() -> datetime:
-    """When the test suite's simulators start their clocks."""
-    if raw := os.environ.get(SUITE_START_ENV):
+def pinned_start_time() -> datetime | None:
+    """Where the test suite's simulators start their clocks; None for wall time."""
+    if raw := os.environ.get(PINNED_START_ENV):
         return parse_start_time(raw)
-    return last_noon_utc(datetime.now(UTC))
+    return None
 
 
 class SimClock:
