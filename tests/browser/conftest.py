@@ -134,7 +134,9 @@ def _alive(pid: int, cmdline: str) -> bool:
 class DevInstance:
     """scripts/develop running in a scratch configuration directory."""
 
-    def __init__(self, config_dir: Path, port: int, control_port: int, log_path: Path) -> None:
+    def __init__(
+        self, config_dir: Path, port: int, log_path: Path, control_port: int | None = None
+    ) -> None:
         """Start scripts/develop; it prints its banner once Home Assistant answers."""
         self.config_dir = config_dir
         self.port = port
@@ -152,7 +154,7 @@ class DevInstance:
                 str(port),
                 # Not the fixed default: a developer's instance may be running beside the test.
                 "--control-port",
-                str(control_port),
+                str(control_port or _free_port()),
                 *(["--only", self.environment] if self.environment else []),
             ],
             cwd=REPO_ROOT,
@@ -246,7 +248,7 @@ def dev_instance(socket_enabled: None, tmp_path: Path, artifacts: Path) -> Itera
     config_dir.mkdir()
     shutil.copyfile(REPO_ROOT / "config" / "configuration.yaml", config_dir / "configuration.yaml")
     shutil.copytree(REPO_ROOT / "config" / "dashboards", config_dir / "dashboards")
-    instance = DevInstance(config_dir, _free_port(), _free_port(), artifacts / "develop.log")
+    instance = DevInstance(config_dir, _free_port(), artifacts / "develop.log")
     try:
         instance.wait_until_ready()
         yield instance
