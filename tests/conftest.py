@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 import logging
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ import time
 from homeassistant.helpers import frame
 import pytest
 
+from tests.simulator.clock import next_noon_utc, pinned_start_time
 from tests.simulator.handle import SimulatorHandle
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
@@ -21,6 +23,58 @@ pytest_plugins = ["pytest_homeassistant_custom_component"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
+
+
+def _clocks_are_ours(node: pytest.Item | pytest.FixtureRequest) -> bool:
+    """Whether every clock the test reads can be set: the simulator's, and Home Assistant's.
+
+    True for tests of the simulator alone (they speak HTTP and MQTT to it and read no other
+    clock) and for tests that freeze Home Assistant's clock. The others read wall time (Home
+    Assistant's or the client library's), which the simulator's clock must then follow: BMW's
+    clock is the real time, and a token's `exp` far from it reads as expired or everlasting.
+    """
+    fixtures = getattr(node, "fixturenames", ())
+    if "sim" not in fixtures:
+        return False
+    module = getattr(node, "module", None)
+    simulator_alone = (
+        module is not None
+        and module.__name__.startswith("tests.test_simulator_")
+        and "hass" not in fixtures
+    )
+    return simulator_alone or "freezer" in fixtures
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a pinned start (scripts/clock-check), run only the tests whose clocks all start there."""
+    if pinned_start_time() is None:
+        return
+    deselected = [item for item in items if not _clocks_are_ours(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if _clocks_are_ours(item)]
+
+
+@pytest.fixture(autouse=True)
+def _clocks_at_a_chosen_start(request: pytest.FixtureRequest) -> None:
+    """Start the simulator's clock, and Home Assistant's frozen one, at a chosen moment.
+
+    In tests whose clocks are all ours (see `_clocks_are_ours`): the next noon UTC, twelve hours
+    from BMW's midnight budget reset either way, so what they see does not depend on the time of
+    day they run at; or the start CARDATA_SIM_START pins (scripts/clock-check). A test about
+    midnight moves the clocks there itself. Home Assistant's clock is frozen at the simulator's,
+    so TimeTravel moves both across midnight, a month end or a DST change together. Named to
+    sort first among the autouse fixtures: Home Assistant must not start before its clock is set.
+    """
+    if not _clocks_are_ours(request):
+        return
+    sim: SimulatorHandle = request.getfixturevalue("sim")
+    now = sim.advance_blocking(0)
+    if pinned_start_time() is None:
+        noon = next_noon_utc(now)
+        now = sim.advance_blocking((noon - now).total_seconds())
+    if "freezer" in request.fixturenames:
+        request.getfixturevalue("freezer").move_to(now)
 
 
 @pytest.fixture(autouse=True)
@@ -116,14 +170,27 @@ def deprecation_reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deprecation
 
 
 class _SimulatorProcess:
-    """The simulator subprocess and where its log goes."""
+    """The simulator subprocess and where its log goes.
+
+    Its clock shows wall time, or starts where CARDATA_SIM_START pins it; every reset returns
+    there (`_clocks_at_a_chosen_start` moves it on for the tests whose clocks are all ours).
+    """
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self.start = pinned_start_time()
+        pinned = ["--start-time", self.start.isoformat()] if self.start else []
         # A fixed argument list: this interpreter running the repository's simulator.
         self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "tests.simulator", "--log-level", "INFO"],
+            [
+                sys.executable,
+                "-m",
+                "tests.simulator",
+                "--log-level",
+                "INFO",
+                *pinned,
+            ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -191,6 +258,12 @@ def _simulator_process(
 def simulator(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> SimulatorHandle:
     """The BMW CarData simulator, started once per test session (state NOT reset)."""
     return _simulator_process[1]
+
+
+@pytest.fixture
+def sim_start(_simulator_process: tuple[_SimulatorProcess, SimulatorHandle]) -> datetime:
+    """Where the simulator's clock returns at a reset: its pinned start, or wall time."""
+    return _simulator_process[0].start or datetime.now(UTC)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from tests.simulator import fleet
-from tests.simulator.clock import SimClock
+from tests.simulator.clock import SimClock, next_noon_utc, pinned_start_time
 from tests.simulator.handle import SimulatorHandle
 from tests.simulator.persistence import (
     FORGET_EXPIRED_AFTER,
@@ -38,6 +38,9 @@ from tests.simulator.state import SimState, TokenGrant
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
+# These tests are about memory, not BMW's midnight: their clock starts at noon UTC, so the budget
+# they count is never reset under them, whenever they run (or from a pinned start's day).
+START = next_noon_utc((pinned_start_time() or datetime.now(UTC)) - timedelta(hours=12))
 SOC = "vehicle.drivetrain.batteryManagement.header"
 ODOMETER = "vehicle.vehicle.travelledDistance"
 API_ONLY_SCOPE = f"authenticate_user openid {fleet.SCOPE_API}"
@@ -51,7 +54,15 @@ class StatefulSimulator:
         self._log = log_path.open("wb")
         # A fixed argument list: this interpreter running the repository's simulator.
         self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "tests.simulator", "--state-file", str(state_file)],
+            [
+                sys.executable,
+                "-m",
+                "tests.simulator",
+                "--state-file",
+                str(state_file),
+                "--start-time",
+                START.isoformat(),
+            ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -140,8 +151,8 @@ async def rest(
 
 
 async def clock_offset(sim: SimulatorHandle) -> float:
-    """Seconds the simulator's clock runs ahead of wall time."""
-    return ((await sim.now()) - datetime.now(UTC)).total_seconds()
+    """Seconds the simulator's clock runs ahead of where it started."""
+    return ((await sim.now()) - START).total_seconds()
 
 
 # --- real restarts -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,17 @@ START_TIMEOUT = 300.0
 # Home Assistant saves its state while stopping; scripts/develop waits up to 60 s per process.
 STOP_TIMEOUT = 150.0
 LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
+# Which environment's Home Assistant scripts/develop runs (scripts/environments.sh names them):
+# CARDATA_BROWSER_ENV, else the environment running this test (.venv-NAME), else
+# scripts/develop's own choice. scripts/test runs the browser test on the newest release.
+BROWSER_ENV_VARIABLE = "CARDATA_BROWSER_ENV"
+
+
+def _develop_environment() -> str | None:
+    if chosen := os.environ.get(BROWSER_ENV_VARIABLE):
+        return chosen
+    name = Path(sys.prefix).name
+    return name.removeprefix(".venv-") if name.startswith(".venv-") else None
 
 
 def _named_on_command_line(config: pytest.Config) -> bool:
@@ -122,10 +134,13 @@ def _alive(pid: int, cmdline: str) -> bool:
 class DevInstance:
     """scripts/develop running in a scratch configuration directory."""
 
-    def __init__(self, config_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(
+        self, config_dir: Path, port: int, log_path: Path, control_port: int | None = None
+    ) -> None:
         """Start scripts/develop; it prints its banner once Home Assistant answers."""
         self.config_dir = config_dir
         self.port = port
+        self.environment = _develop_environment()
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -137,6 +152,10 @@ class DevInstance:
                 str(config_dir),
                 "--port",
                 str(port),
+                # Not the fixed default: a developer's instance may be running beside the test.
+                "--control-port",
+                str(control_port or _free_port()),
+                *(["--only", self.environment] if self.environment else []),
             ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime
 import json
 import logging
 from pathlib import Path
@@ -16,6 +17,7 @@ import signal
 import sys
 from typing import Any
 
+from .clock import parse_start_time
 from .quirks import StreamQuirks
 from .server import ServerOptions, SimulatorServer
 from .state import SimConfig
@@ -43,6 +45,13 @@ def _quirk(raw: str) -> tuple[str, object]:
     if lowered in ("false", "off", "no", "0"):
         return name, False
     return name, value
+
+
+def _start_time(raw: str) -> datetime:
+    try:
+        return parse_start_time(raw)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(read at start, written on SIGINT/SIGTERM)",
     )
     parser.add_argument(
+        "--start-time",
+        type=_start_time,
+        metavar="ISO8601",
+        help="start the simulator's clock at this time, e.g. 2026-03-04T12:00:00Z, instead of "
+        "wall time (the clock then runs at wall-clock speed; POST /reset returns to it)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     return parser.parse_args(argv)
@@ -104,6 +120,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         config=config,
         quirks=dict(args.quirk),
         state_file=args.state_file,
+        start_time=args.start_time,
     )
 
 

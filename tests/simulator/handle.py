@@ -95,6 +95,19 @@ class SimulatorHandle:
         with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
             response.read()
 
+    def advance_blocking(self, seconds: float) -> datetime:
+        """`POST /clock` with blocking I/O, for fixtures outside a running event loop."""
+        # control_url comes from the simulator's ready line: always http on loopback.
+        request = urllib.request.Request(  # noqa: S310
+            self.control_url + "/clock",
+            data=json.dumps({"advance_seconds": seconds}).encode(),
+            method="POST",
+        )
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            now: str = json.loads(response.read())["now"]
+        return datetime.fromisoformat(now)
+
     def secrets_blocking(self) -> list[str]:
         """`GET /secrets` with blocking I/O: every credential issued or received since reset."""
         # control_url comes from the simulator's ready line: always http on loopback.

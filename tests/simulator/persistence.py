@@ -22,7 +22,6 @@ import math
 import os
 from pathlib import Path
 import tempfile
-import time
 from typing import Any
 
 from . import fleet
@@ -81,10 +80,9 @@ def _point_json(point: TelematicPoint) -> dict[str, Any]:
 
 
 def _clock_offset(state: SimState) -> float:
-    """How far the simulator's clock runs ahead of wall time (advances since the last reset)."""
-    # Two readings of the wall clock differ by microseconds; the offset is made of whole
-    # advances, so milliseconds are exact enough and never turn an offset of 0 negative.
-    return max(0.0, round(state.clock.timestamp() - time.time(), 3))
+    """How far the simulator's clock was advanced since it started or was last reset."""
+    # Milliseconds are exact enough: the offset is made of whole advances.
+    return round(state.clock.advanced, 3)
 
 
 def snapshot(state: SimState) -> dict[str, Any]:

@@ -8,6 +8,7 @@ removes. With a state file, what BMW remembers survives restarts (persistence.py
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 import logging
 from pathlib import Path
 import shutil
@@ -48,6 +49,8 @@ class ServerOptions:
     quirks: dict[str, object] = field(default_factory=dict)
     # Where BMW's memory (tokens, containers, budgets, clock...) is kept across restarts.
     state_file: Path | None = None
+    # When the simulator's clock starts (None: wall time); the test suite pins it.
+    start_time: datetime | None = None
 
 
 class SimulatorServer:
@@ -55,7 +58,7 @@ class SimulatorServer:
 
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
-        self.clock = SimClock()
+        self.clock = SimClock(options.start_time)
         config = SimConfig()
         config.update(options.config)
         self.state = SimState(self.clock, config)
