@@ -111,8 +111,13 @@ class PollClock:
 
 
 @pytest.fixture
-def clock(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> PollClock:
-    """Replace the poll loop's sleep with the simulator-driven clock."""
+async def clock(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> PollClock:
+    """Replace the poll loop's sleep with the simulator-driven clock.
+
+    The simulator's clock stands still between the pauses: on a busy machine the seconds a
+    test takes would otherwise count towards the code's 300 s, and it would expire early.
+    """
+    await sim.freeze_clock()
     poll_clock = PollClock(sim)
     monkeypatch.setattr(config_flow, "_sleep", poll_clock.sleep)
     return poll_clock
