@@ -44,6 +44,8 @@ CHROMIUM_ARGS = [
 START_TIMEOUT = 300.0
 # Home Assistant saves its state while stopping; scripts/develop waits up to 60 s per process.
 STOP_TIMEOUT = 150.0
+# The development instance's files in git (config/dashboards/ is copied whole).
+CONFIG_FILES = ("configuration.yaml", "automations.yaml", "scripts.yaml", "scenes.yaml")
 LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 
 
@@ -227,7 +229,8 @@ def dev_instance(socket_enabled: None, tmp_path: Path, artifacts: Path) -> Itera
     """scripts/develop on a free port in a scratch copy of config/ (never the repository's)."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    shutil.copyfile(REPO_ROOT / "config" / "configuration.yaml", config_dir / "configuration.yaml")
+    for name in CONFIG_FILES:
+        shutil.copyfile(REPO_ROOT / "config" / name, config_dir / name)
     shutil.copytree(REPO_ROOT / "config" / "dashboards", config_dir / "dashboards")
     instance = DevInstance(config_dir, _free_port(), artifacts / "develop.log")
     try:
