@@ -191,6 +191,10 @@ def load_json(path: Path) -> dict[str, Any]:
         ("odometer", catalogue.ODOMETER, 1000, "percent", None),
         # a battery size of 0 kWh (seen on plug-in hybrids) means "not known"
         ("battery_capacity", catalogue.BATTERY_SIZE, "0", "kWh", None),
+        # BMW reports 0 min while the car is not charging: unknown, not "0 min" (finished)
+        ("charging_time_remaining", catalogue.CHARGING_TIME_REMAINING, 0, "min", None),
+        ("charging_time_to_full", catalogue.CHARGING_TIME_TO_FULL, "0", "min", None),
+        ("charging_time_to_full", catalogue.CHARGING_TIME_TO_FULL, "35", "min", 35),
         # enumerations
         ("charging_status", catalogue.CHARGING_STATUS, "CHARGINGACTIVE", None, "charging_active"),
         ("charging_status", catalogue.CHARGING_STATUS, "INVALID", None, None),
@@ -444,9 +448,10 @@ def test_service_sensors() -> None:
     assert binary_state("service_due", {catalogue.SERVICES: cbs}) is False
     due = json.dumps([{"date": "2026-08", "status": "OVERDUE"}])
     assert binary_state("service_due", {catalogue.SERVICES: due}) is True
+    # A due day like the next service, not a moment: the device page shows both as dates.
     assert sensor_state(
         "next_inspection", {catalogue.INSPECTION_DATE: "17.01.2027 00:00:00 UTC"}
-    ) == datetime(2027, 1, 17, tzinfo=UTC)
+    ) == date(2027, 1, 17)
     assert sensor_state("next_inspection", {catalogue.INSPECTION_DATE: "soon"}) is None
     assert (
         sensor_state("next_service_distance", {catalogue.SERVICE_DISTANCE: reading("14000", "km")})
@@ -803,7 +808,7 @@ async def test_home_assistant_shows_a_charging_plug_in_hybrid(
     assert shown(by_key["remaining_fuel"]) == ("42.5", "L")
     assert shown(by_key["battery_capacity"]) == ("unknown", "kWh")
     assert shown(by_key["next_service_date"]) == ("2027-02-01", None)
-    assert shown(by_key["next_inspection"]) == ("2027-01-17T00:00:00+00:00", None)
+    assert shown(by_key["next_inspection"]) == ("2027-01-17", None)
     assert shown(by_key["lock_state"]) == ("secured", None)
     assert shown(by_key["charging"])[0] == "on"
     assert shown(by_key["plugged_in"])[0] == "on"

@@ -148,18 +148,19 @@ def text_value(
     return value
 
 
-def timestamp_value(
-    description: CarDataSensorEntityDescription, descriptor: str, reading: Reading, previous: Any
-) -> datetime | None:
-    """Moment in time from one of BMW's date formats."""
-    return parse_bmw_datetime(reading.value)
-
-
 def next_service_value(
     description: CarDataSensorEntityDescription, descriptor: str, reading: Reading, previous: Any
 ) -> date | None:
     """Earliest due date of the condition based services."""
     return next_service_date(reading.value)
+
+
+def inspection_date_value(
+    description: CarDataSensorEntityDescription, descriptor: str, reading: Reading, previous: Any
+) -> date | None:
+    """Day of the legal inspection, as BMW writes it (BMW sends midnight UTC of that day)."""
+    moment = parse_bmw_datetime(reading.value)
+    return None if moment is None else moment.date()
 
 
 def state_from_token(
@@ -512,7 +513,6 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         options=options_of(PHASE_STATES),
         value_map=PHASE_STATES,
         convert=enum_value,
-        entity_registry_enabled_default=False,
     ),
     CarDataSensorEntityDescription(
         key="charging_time_remaining",
@@ -522,6 +522,8 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.MINUTES,
         suggested_display_precision=0,
+        # BMW reports 0 min whenever the car is not charging; "0 min" would read as "done".
+        zero_is_unknown=True,
     ),
     CarDataSensorEntityDescription(
         key="charging_time_to_full",
@@ -532,6 +534,7 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         native_unit_of_measurement=UnitOfTime.MINUTES,
         suggested_display_precision=0,
         entity_registry_enabled_default=False,
+        zero_is_unknown=True,
     ),
     CarDataSensorEntityDescription(
         key="charging_method",
@@ -618,7 +621,6 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=1,
         entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         zero_is_unknown=True,
     ),
     CarDataSensorEntityDescription(
@@ -722,8 +724,9 @@ SENSORS: Final[tuple[CarDataSensorEntityDescription, ...]] = (
         key="next_inspection",
         translation_key="next_inspection",
         descriptors=(INSPECTION_DATE,),
-        device_class=SensorDeviceClass.TIMESTAMP,
-        convert=timestamp_value,
+        # A date, like the next service: a due day, not a moment to count down to.
+        device_class=SensorDeviceClass.DATE,
+        convert=inspection_date_value,
         entity_category=EntityCategory.DIAGNOSTIC,
     ),
 )

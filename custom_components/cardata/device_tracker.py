@@ -55,6 +55,10 @@ class CarDataDeviceTracker(CarDataDescriptorEntity, TrackerEntity):
     """Where the car is: one consistent latitude/longitude pair at a time."""
 
     _attr_source_type = SourceType.GPS
+    # Home Assistant files trackers under "Diagnostic" (for phones found on the network);
+    # where a car is belongs with its state of charge among the device page's sensors.
+    # Home Assistant types the tracker's category as never None, although None is valid.
+    _attr_entity_category = None  # type: ignore[assignment, unused-ignore]
 
     def __init__(
         self,

@@ -3,7 +3,8 @@
 Descriptor sensors follow `descriptors.SENSORS`; a descriptor outside it that a car reports
 gets a generic sensor, disabled by default, the moment it first appears. The diagnostics
 are the REST requests left in BMW's 24-hour budget and the time of the vehicle's last
-stream message.
+stream message. The latter appears with the first stream message (like every entity fed by
+the car): "Unknown" beside a connected stream would read like a fault.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
 from .charging_sensor import async_add_charging_sensors
-from .const import BUDGET_WINDOW, LOGGER
+from .const import BUDGET_WINDOW, DOMAIN, LOGGER
 from .descriptors import (
     MAX_STATE_LENGTH,
     SENSORS,
@@ -86,17 +88,61 @@ async def async_setup_entry(
     runtime = entry.runtime_data
     coordinator = runtime.coordinator
     async_add_entities(
-        entity
-        for vin in coordinator.vehicles
-        for entity in (
-            RestRequestsLeftSensor(coordinator, vin, runtime.budget),
-            LastStreamMessageSensor(coordinator, vin),
-        )
+        RestRequestsLeftSensor(coordinator, vin, runtime.budget) for vin in coordinator.vehicles
     )
+    registry = er.async_get(hass)
+    for vin in coordinator.vehicles:
+        unique_id = f"{vin}_{LAST_STREAM_MESSAGE.key}"
+        if newest_stream_reading(coordinator, vin) is not None or registry.async_get_entity_id(
+            "sensor", DOMAIN, unique_id
+        ):
+            async_add_entities([LastStreamMessageSensor(coordinator, vin)])
+        else:
+            entry.async_on_unload(
+                _add_on_first_stream_message(coordinator, vin, async_add_entities)
+            )
     async_add_descriptor_entities(
         entry, async_add_entities, "sensor", SENSORS, CarDataSensor, _generic_description
     )
     async_add_charging_sensors(entry, async_add_entities)
+
+
+def newest_stream_reading(coordinator: CarDataCoordinator, vin: str) -> datetime | None:
+    """When the newest stream reading of the vehicle arrived (kept over restarts), or None."""
+    return max(
+        (
+            state.received_at
+            for state in coordinator.state(vin).values()
+            if state.source == "stream"
+        ),
+        default=None,
+    )
+
+
+@callback
+def _add_on_first_stream_message(
+    coordinator: CarDataCoordinator, vin: str, async_add_entities: AddConfigEntryEntitiesCallback
+) -> CALLBACK_TYPE:
+    """Add the vehicle's last-stream-message sensor when its first stream reading arrives."""
+    unsubscribe: CALLBACK_TYPE | None = None
+
+    @callback
+    def handle_change(change: VehicleChange) -> None:
+        nonlocal unsubscribe
+        if unsubscribe is None or newest_stream_reading(coordinator, vin) is None:
+            return
+        unsubscribe()
+        unsubscribe = None
+        async_add_entities([LastStreamMessageSensor(coordinator, vin)])
+
+    unsubscribe = coordinator.async_add_vehicle_listener(vin, handle_change)
+
+    @callback
+    def remove() -> None:
+        if unsubscribe is not None:
+            unsubscribe()
+
+    return remove
 
 
 def _generic_description(
@@ -222,14 +268,7 @@ class LastStreamMessageSensor(CarDataEntity, SensorEntity):
     def __init__(self, coordinator: CarDataCoordinator, vin: str) -> None:
         """Start from the newest stream reading the coordinator holds (stored over restarts)."""
         super().__init__(coordinator, vin, LAST_STREAM_MESSAGE)
-        self._attr_native_value = max(
-            (
-                state.received_at
-                for state in coordinator.state(vin).values()
-                if state.source == "stream"
-            ),
-            default=None,
-        )
+        self._attr_native_value = newest_stream_reading(coordinator, vin)
         self._debouncer: Debouncer[None] | None = None
 
     async def async_added_to_hass(self) -> None:
@@ -240,12 +279,21 @@ class LastStreamMessageSensor(CarDataEntity, SensorEntity):
             LOGGER,
             cooldown=LAST_MESSAGE_WRITE_INTERVAL,
             immediate=True,
-            function=self._write_state,
+            function=self._nothing_to_write,
         )
         self.async_on_remove(self._debouncer.async_shutdown)
+        if self._attr_native_value is not None:
+            # The platform writes the known time as soon as this returns: that write opens
+            # the minute, as a written message does.
+            await self._debouncer.async_call()
+        self._debouncer.function = self._write_state
         self.async_on_remove(
             self.coordinator.async_add_vehicle_listener(self.vin, self._handle_change)
         )
+
+    @callback
+    def _nothing_to_write(self) -> None:
+        """Stand-in while the platform writes the first state itself."""
 
     @callback
     def _write_state(self) -> None:

@@ -8,7 +8,7 @@ the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 import importlib.util
 import json
 import os
@@ -45,6 +45,8 @@ CHROMIUM_ARGS = [
 START_TIMEOUT = 300.0
 # Home Assistant saves its state while stopping; scripts/develop waits up to 60 s per process.
 STOP_TIMEOUT = 150.0
+# The development instance's files in git (config/dashboards/ is copied whole).
+CONFIG_FILES = ("configuration.yaml", "automations.yaml", "scripts.yaml", "scenes.yaml")
 LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 # Which environment's Home Assistant scripts/develop runs (scripts/environments.sh names them):
 # CARDATA_BROWSER_ENV, else the environment running this test (.venv-NAME), else
@@ -101,6 +103,18 @@ class Screenshots:
         page.screenshot(path=str(path))
         self.taken.append(path)
         return path
+
+    def take_tall(self, page: Page, name: str, height: int) -> Path:
+        """Save the page in a window `height` pixels tall (Home Assistant's pages scroll
+        inside their own panels, so a full-page screenshot would still cut them off)."""
+        size = page.viewport_size
+        assert size is not None
+        page.set_viewport_size({"width": size["width"], "height": height})
+        try:
+            page.wait_for_function("(height) => window.innerHeight === height", arg=height)
+            return self.take(page, name)
+        finally:
+            page.set_viewport_size(size)
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -246,7 +260,8 @@ def dev_instance(socket_enabled: None, tmp_path: Path, artifacts: Path) -> Itera
     """scripts/develop on a free port in a scratch copy of config/ (never the repository's)."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    shutil.copyfile(REPO_ROOT / "config" / "configuration.yaml", config_dir / "configuration.yaml")
+    for name in CONFIG_FILES:
+        shutil.copyfile(REPO_ROOT / "config" / name, config_dir / name)
     shutil.copytree(REPO_ROOT / "config" / "dashboards", config_dir / "dashboards")
     instance = DevInstance(config_dir, _free_port(), artifacts / "develop.log")
     try:
@@ -284,13 +299,38 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, so fixtures can tell that it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A browser window of a laptop's size that reaches nothing beyond this machine."""
+def context(
+    browser: Browser, request: pytest.FixtureRequest, artifacts: Path
+) -> Iterator[BrowserContext]:
+    """A browser window of a laptop's size that reaches nothing beyond this machine.
+
+    When the test fails, every page still open is saved as failure-N.png: what the
+    browser showed when a wait gave up.
+    """
+    from playwright.sync_api import expect
+
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     context.set_default_timeout(30_000)
+    # Assertions wait as long as actions: 5 s (Playwright's default) was too short for the
+    # dashboard's map on two cores shared with other work.
+    expect.set_options(timeout=30_000)
     context.route("**/*", _only_loopback)
     try:
         yield context
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            for number, page in enumerate(context.pages, 1):
+                page.screenshot(path=str(artifacts / f"failure-{number}.png"))
         context.close()

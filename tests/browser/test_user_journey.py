@@ -1,10 +1,12 @@
-"""The user's journey in a real browser: add BMW CarData to a real Home Assistant.
+"""The user's journey in a real browser: add BMW CarData to a real Home Assistant, use it.
 
 scripts/develop starts the simulator and Home Assistant; Chromium logs in through the real
 login page, adds the integration from Settings, follows the link to the simulator's
 verification page, approves, watches the dialog finish by itself, and finds the car's state
-of charge on its device page and on the development dashboard. Every step leaves a
-screenshot in artifacts/browser/. At the end Ctrl-C must stop everything.
+of charge on its device page and on the development dashboard. After a restart it builds an
+automation on the charging status in the automation editor, lets the car charge, reads in
+the automation's trace that it ran, and calls `cardata.fetch_basic_data` from the actions
+page. Every step leaves a screenshot in artifacts/browser/. Ctrl-C must stop everything.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ FLOW_FINISH_TIMEOUT_MS = 60_000
 LOGIN_TIMEOUT_MS = 60_000
 # A stream message reaches the page in well under a second; allow for a busy machine.
 STREAM_TIMEOUT_MS = 20_000
+# The editors load their dialogs on first use; on two shared cores that took up to 20 s.
+EDITOR_TIMEOUT_MS = 60_000
+# The charging scenario's first steps plug in and initialise; "charging active" follows.
+CHARGING_STEP_SECONDS = 2.0
+AUTOMATION_NAME = "i4 starts charging"
+# Tall enough for every card of a car's device page at the window's width.
+DEVICE_PAGE_HEIGHT = 2800
 SOC_DESCRIPTORS = (
     "vehicle.drivetrain.batteryManagement.header",
     "vehicle.powertrain.electric.battery.stateOfCharge.displayed",
@@ -56,16 +65,138 @@ def _cardata_entries(page: Page) -> list[dict[str, Any]]:
     return entries
 
 
-def _set_state_of_charge(dev: DevInstance, vin: str, percent: int) -> None:
-    """Let the simulated car report a new state of charge (it goes out on the stream)."""
+def _wait_until_loaded(page: Page) -> None:
+    """Wait until every cardata entry is loaded (asked over the frontend's connection)."""
+    page.evaluate(
+        """async (timeout) => {
+            const deadline = Date.now() + timeout;
+            for (;;) {
+                const entries = await document.querySelector("home-assistant").hass.callWS(
+                    {type: "config_entries/get", domain: "cardata"});
+                if (entries.length && entries.every(entry => entry.state === "loaded")) return;
+                if (Date.now() > deadline) {
+                    throw new Error("not loaded: " + entries.map(entry => entry.state));
+                }
+                await new Promise(resolve => setTimeout(resolve, 500));
+            }
+        }""",
+        FLOW_FINISH_TIMEOUT_MS,
+    )
+
+
+def _control(dev: DevInstance, path: str, body: dict[str, Any]) -> None:
+    """POST to the simulator's control API (what the banner's curl line does)."""
     request = urllib.request.Request(  # noqa: S310 - the simulator's control URL on 127.0.0.1
-        f"{dev.ready['control_url']}/vehicles/{vin}/telematics",
-        data=json.dumps(dict.fromkeys(SOC_DESCRIPTORS, percent)).encode(),
+        f"{dev.ready['control_url']}{path}",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         assert response.status == 200
+
+
+def _set_state_of_charge(dev: DevInstance, vin: str, percent: int) -> None:
+    """Let the simulated car report a new state of charge (it goes out on the stream)."""
+    _control(dev, f"/vehicles/{vin}/telematics", dict.fromkeys(SOC_DESCRIPTORS, percent))
+
+
+def _create_charging_automation(page: Page, dev: DevInstance, screenshots: Screenshots) -> None:
+    """Settings -> Automations & scenes -> Create automation, all in the visual editor.
+
+    When the i4's charging status changes to "Charging active" (a state the editor offers
+    because the sensor is an enum), create a persistent notification.
+    """
+    from playwright.sync_api import expect
+
+    page.goto(f"{dev.url}/config")
+    page.get_by_role("link", name=re.compile(r"^Automations & scenes")).click()
+    page.get_by_role("heading", name="Start automating").wait_for()
+    page.get_by_role("button", name="Create automation").click()
+    page.get_by_text("Create new automation").click()
+
+    # When: the state of "Charging status" (BMW i4 eDrive40) changes to "Charging active".
+    page.get_by_role("button", name="Add trigger").click()
+    page.get_by_placeholder("Search").last.fill("State")
+    page.get_by_text("State changed", exact=True).click()
+    page.get_by_text("Select an entity", exact=False).click()
+    page.get_by_placeholder("Search").last.fill("Charging status i4")
+    entity = page.get_by_role("dialog", name="Select option").get_by_role("listitem")
+    expect(entity).to_have_count(1, timeout=EDITOR_TIMEOUT_MS)
+    expect(entity).to_match_aria_snapshot("- listitem: /Charging status BMW i4 eDrive40/")
+    entity.click()
+    page.get_by_text("To (optional)", exact=True).click()
+    page.get_by_text("Charging active", exact=True).click()
+    expect(page.get_by_role("heading", name="State changed to Charging active")).to_be_visible(
+        timeout=EDITOR_TIMEOUT_MS
+    )
+
+    # Then: a persistent notification.
+    page.get_by_role("button", name="Add action").click()
+    page.get_by_placeholder("Search").last.fill("persistent notification")
+    page.get_by_text(re.compile(r"Create persistent notification$")).click()
+    # The message is the form's one enabled field (title and id are optional, off).
+    page.get_by_role("textbox", disabled=False).fill("The i4 started charging")
+    screenshots.take(page, "automation-editor")
+
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("textbox", name=re.compile(r"^Name")).fill(AUTOMATION_NAME)
+    page.get_by_role("button", name="Save").last.click()
+    # Saved: the editor now offers the automation's traces.
+    page.get_by_role("button", name="Traces").wait_for()
+    screenshots.take(page, "automation-saved")
+
+
+def _check_automation_ran(page: Page, screenshots: Screenshots) -> None:
+    """The automation's trace shows the trigger and the notification, both executed."""
+    from playwright.sync_api import expect
+
+    # The frontend's own copy of the automation's state says when it last ran.
+    page.wait_for_function(
+        """(name) => Object.values(document.querySelector("home-assistant").hass.states)
+               .some(state => state.entity_id.startsWith("automation.")
+                     && state.attributes.friendly_name === name
+                     && state.attributes.last_triggered)""",
+        arg=AUTOMATION_NAME,
+        timeout=STREAM_TIMEOUT_MS + 10 * CHARGING_STEP_SECONDS * 1000,
+    )
+    page.get_by_role("button", name="Traces").click()
+    expect(page.get_by_role("img", name=re.compile(r"Charging active, executed"))).to_be_visible(
+        timeout=EDITOR_TIMEOUT_MS
+    )
+    expect(
+        page.get_by_role("img", name=re.compile(r"Create persistent notification, executed"))
+    ).to_be_visible()
+    screenshots.take(page, "automation-trace")
+
+
+def _fetch_basic_data(page: Page, vin: str, screenshots: Screenshots) -> None:
+    """Settings -> Tools -> Actions: cardata.fetch_basic_data, and BMW's answer shown."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name=re.compile(r"^Tools")).click()
+    page.get_by_role("tab", name="Actions").click()
+    page.get_by_text("Action", exact=True).click()
+    page.get_by_placeholder("Search").last.fill("fetch basic data")
+    page.get_by_text("cardata.fetch_basic_data", exact=True).click()
+    # The account picker (labelled "Integration", after the documentation link) offers the
+    # entry, named after the cars.
+    page.get_by_text("Integration").last.click()
+    page.get_by_text("BMW i4 eDrive40, BMW X5 xDrive50e", exact=True).click()
+    # Once the picker (and its search box) has closed, the VIN is the form's one text box.
+    vin_box = page.get_by_role("textbox")
+    expect(vin_box).to_have_count(1, timeout=EDITOR_TIMEOUT_MS)
+    vin_box.fill(vin)
+    expect(vin_box).to_have_value(vin)
+    page.get_by_role("button", name="Perform action").click()
+    # One REST request to the simulator, through the budget.
+    expect(page.get_by_role("heading", name="Response")).to_be_visible(timeout=EDITOR_TIMEOUT_MS)
+    response = page.get_by_role("textbox").last
+    expect(response).to_contain_text("modelName: i4 eDrive40")
+    expect(response).to_contain_text("driveTrain: BEV")
+    response.scroll_into_view_if_needed()
+    screenshots.take(page, "action-response")
 
 
 @pytest.mark.timeout(900)
@@ -149,7 +280,8 @@ def test_add_bmw_cardata_in_the_browser(
     screenshots.take(page, "device-page")
     _set_state_of_charge(dev, VIN_BEV, 63)
     expect(state_of_charge).to_contain_text("63", timeout=STREAM_TIMEOUT_MS)
-    screenshots.take(page, "device-page-streamed")
+    # The whole device page, for the README.
+    screenshots.take_tall(page, "device-page-streamed", DEVICE_PAGE_HEIGHT)
 
     # The development dashboard finds every entity it names.
     page.get_by_role("link", name="BMW CarData", exact=True).click()
@@ -180,12 +312,7 @@ def test_add_bmw_cardata_in_the_browser(
             _log_in(page, again, screenshots)
             page.goto(f"{again.url}/config/integrations/integration/cardata")
         page.get_by_role("button", name=re.compile(r"^BMW i4 eDrive40")).wait_for()
-        page.wait_for_function(
-            """() => document.querySelector("home-assistant").hass.callWS(
-                   {type: "config_entries/get", domain: "cardata"}
-               ).then(entries => entries.every(entry => entry.state === "loaded"))""",
-            timeout=FLOW_FINISH_TIMEOUT_MS,
-        )
+        _wait_until_loaded(page)
         assert [entry["state"] for entry in _cardata_entries(page)] == ["loaded"]
         flows: list[dict[str, Any]] = page.evaluate(
             """() => document.querySelector("home-assistant").hass.callWS(
@@ -199,6 +326,17 @@ def test_add_bmw_cardata_in_the_browser(
         expect(state_of_charge).to_contain_text("63")
         state_of_charge.scroll_into_view_if_needed()
         screenshots.take(page, "after-restart")
+
+        # The mission's end: an automation on the charge state, a charge, and an action.
+        page.set_default_timeout(EDITOR_TIMEOUT_MS)
+        _create_charging_automation(page, again, screenshots)
+        _control(
+            again,
+            "/scenario",
+            {"vin": VIN_BEV, "name": "charging", "step_seconds": CHARGING_STEP_SECONDS},
+        )
+        _check_automation_ran(page, screenshots)
+        _fetch_basic_data(page, VIN_BEV, screenshots)
         page.close()
         assert again.interrupt() == 130
         assert again.left_running() == {}
