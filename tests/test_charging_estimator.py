@@ -570,3 +570,26 @@ def test_random_readings_never_raise_nor_break_the_bounds(
                 assert estimate.soc >= previous.soc
         previous = estimate
     json.dumps(estimator.as_dict())
+
+
+def test_a_batch_of_readings_opens_the_session_when_charging_was_reported() -> None:
+    """A REST snapshot with a day-old capacity and a recent 'charging': energy from then on."""
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    estimator = ChargingEstimator()
+    estimator.update(
+        {
+            "vehicle.drivetrain.batteryManagement.maxEnergy": (25.7, now - timedelta(days=1)),
+            "vehicle.drivetrain.electricEngine.charging.status": (
+                "CHARGINGACTIVE",
+                now - timedelta(minutes=30),
+            ),
+            "vehicle.powertrain.electric.battery.charging.power": (
+                3680,
+                now - timedelta(minutes=4),
+            ),
+            "vehicle.drivetrain.batteryManagement.header": (45, now - timedelta(minutes=5)),
+        },
+        now,
+    )
+    # Four minutes at 3.68 kW, not the day since the capacity was measured.
+    assert 0.2 < estimator.total_energy_kwh < 0.3

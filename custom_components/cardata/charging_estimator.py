@@ -131,10 +131,13 @@ class ChargingEstimator:
             known = self._readings.get(key)
             if known is not None and (when < known[1] or (when == known[1] and value == known[0])):
                 continue
-            self._readings[key] = (value, when)
             order = 3 if key in _SOC_KEYS else _ORDER.get(key, 2)
             fresh.append((when, order, key, value))
+        # In the order they were measured, each reading seeing only what was known by then:
+        # a batch (a REST poll, a restart) must not open a session at the time of its
+        # oldest reading because its newest says the car charges.
         for when, _, key, value in sorted(fresh, key=lambda item: (item[0], item[1])):
+            self._readings[key] = (value, when)
             if key in _SOC_KEYS:
                 self._take_measurement(as_number(value), when, now_time)
             else:

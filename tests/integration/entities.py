@@ -26,7 +26,7 @@ from tests.simulator.handle import SimulatorHandle
 from .common import async_add_entry, async_wait_for
 
 # Attributes and states that carry the moment of a test run, not behaviour.
-_VOLATILE_ATTRIBUTES = {"measured_at", "access_token", "entity_picture"}
+_VOLATILE_ATTRIBUTES = {"measured_at", "last_measured_at", "access_token", "entity_picture"}
 # What newer Home Assistant versions add to every tracker: left out, so one snapshot fits all.
 _VERSION_DEPENDENT = {"in_zones", "tracking_type"}
 
@@ -35,6 +35,7 @@ ALL_PLATFORMS = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
     Platform.DEVICE_TRACKER,
+    Platform.EVENT,
     Platform.IMAGE,
     Platform.SENSOR,
 ]
@@ -116,8 +117,14 @@ def entities_picture(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, A
         state = hass.states.get(entity.entity_id)
         shown: dict[str, Any] | None = None
         if state is not None:
-            volatile_state = entity.domain == "image" or entity.unique_id.endswith(
-                "_last_stream_message"
+            # Moments, and what a charging car's estimate made of the seconds since set-up.
+            volatile_state = (
+                entity.domain == "image"
+                or entity.unique_id.endswith(("_last_stream_message", "_charged_energy"))
+                or (
+                    entity.unique_id.endswith("_estimated_state_of_charge")
+                    and state.attributes.get("estimated") is True
+                )
             )
             shown = {
                 "state": "<moment>" if volatile_state and state.state != "unknown" else state.state,
