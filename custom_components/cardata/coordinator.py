@@ -14,7 +14,7 @@ recent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
@@ -37,6 +37,7 @@ from .charging import IS_PLUGGED, SOC_DISPLAYED, SOC_HEADER, ChargingTracker
 from .charging_history import ChargingHistoryImporter
 from .const import CONF_GCID, DOMAIN, LOGGER
 from .containers import ContainerKeeper
+from .housekeeping import Housekeeping
 from .polling import (
     FAILURES_BEFORE_UNAVAILABLE,
     PollingPlan,
@@ -56,8 +57,6 @@ __all__ = ["CarDataCoordinator", "PollingPlan", "polling_plan"]
 STORAGE_VERSION: Final = 1
 # Stream messages arrive by the thousand a day; their state is written in batches.
 STATE_SAVE_DELAY: Final = 30
-MAPPINGS_MAX_AGE: Final = timedelta(days=7)
-BASIC_DATA_MAX_AGE: Final = timedelta(days=30)
 
 
 def _moment(raw: Any) -> datetime | None:
@@ -108,6 +107,9 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.states = VehicleStates(self.schedule_save)
         self.charging = ChargingTracker(hass, str(gcid), self.states)
         self.history = ChargingHistoryImporter(hass, str(gcid), client)
+        self._housekeeping = Housekeeping(
+            self, entry, client=client, cache=cache, history=self.history
+        )
         self.events = EventDetector(self.states, self.charging, self)
         self.data = self.states.by_vin
         self.poller = RestPoller(
@@ -375,41 +377,19 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self._set_health(False)
         self._entry.async_start_reauth(self.hass)
 
-    # --- Housekeeping -----------------------------------------------------------------
-
-    def _stale_basic_data(self, now: datetime) -> str | None:
-        """Return a vehicle whose basic data is due for a refresh, if any."""
-        for vin in self.readable_vins():
-            fetched_at = self._cache.basic_data_fetched_at(vin)
-            if fetched_at is None or now >= fetched_at + BASIC_DATA_MAX_AGE:
-                return vin
-        return None
+    # --- Housekeeping (housekeeping.py) -----------------------------------------------
 
     def housekeeping_due_at(self, now: datetime) -> datetime | None:
         """Return when the mappings, basic data or a charging history are next due."""
-        moments = [
-            (fetched_at or now) + BASIC_DATA_MAX_AGE
-            for fetched_at in map(self._cache.basic_data_fetched_at, self.readable_vins())
-        ]
-        moments.extend(self.history.due_at(vin, now) for vin in self._history_vins())
-        mappings_at = self._cache.mappings_fetched_at
-        moments.append((mappings_at or now) + MAPPINGS_MAX_AGE)
-        return min(moments)
+        return self._housekeeping.due_at(now)
 
     def housekeeping_work(self, now: datetime) -> Awaitable[None] | None:
         """Return the most urgent housekeeping request that is due, if any."""
-        mappings_at = self._cache.mappings_fetched_at
-        if mappings_at is None or now >= mappings_at + MAPPINGS_MAX_AGE:
-            return self._async_refresh_mappings()
-        if (vin := self._stale_basic_data(now)) is not None:
-            return self._async_refresh_basic_data(vin)
-        if (vin := self.history.due_vehicle(self._history_vins(), now)) is not None:
-            return self.history.async_import(self.vehicles[vin])
-        return None
+        return self._housekeeping.work(now)
 
     def urgent_housekeeping_at(self, now: datetime) -> datetime | None:
         """Return when a charging history that follows a finished session is due."""
-        return self.history.after_session_due_at(self._history_vins())
+        return self._housekeeping.urgent_at(now)
 
     @callback
     def note_charging_session_ended(self, vin: str, ended_at: datetime) -> None:
@@ -417,31 +397,13 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         self.history.note_session_ended(vin, ended_at)
         self.async_reschedule()
 
-    def _history_vins(self) -> list[str]:
-        """Return the cars whose charging history is imported (electrified, readable)."""
-        return [vin for vin in self.readable_vins() if self.is_electrified(vin)]
-
-    async def _async_refresh_mappings(self) -> None:
-        """Refresh the stored mappings; reload the entry when the vehicles changed."""
-        mappings = await self._client.get_vehicle_mappings()
-        self._cache.set_mappings(mappings)
-        await self._cache.async_save()
-        primary = {mapping.vin for mapping in mappings if mapping.is_primary}
-        if primary != self.vehicles.keys() | self._unreadable:
-            LOGGER.info("The vehicles mapped to %s changed; reloading", self._entry.title)
-            self.hass.config_entries.async_schedule_reload(self._entry.entry_id)
-
-    async def _async_refresh_basic_data(self, vin: str) -> None:
-        """Refresh a vehicle's stored basic data and its device."""
-        try:
-            basic_data = await self._client.get_basic_data(vin)
-        except NotFoundError:
-            # Keep what is known (possibly nothing) and look again after the usual age.
-            basic_data = self.vehicles[vin].basic_data or BasicData.from_json({}, vin=vin)
-        self._cache.set_basic_data(vin, basic_data)
-        await self._cache.async_save()
-        self.vehicles[vin].basic_data = basic_data
+    def register_devices(self) -> None:
+        """Give each readable vehicle a device; drop devices of vehicles no longer here."""
         self._register_devices()
+
+    def known_vins(self) -> set[str]:
+        """Return the primary vehicles set up here, readable or not."""
+        return self.vehicles.keys() | self._unreadable
 
     # --- Health -------------------------------------------------------------------------
 
