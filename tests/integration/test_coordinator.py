@@ -671,6 +671,30 @@ async def test_server_errors_keep_values_and_report_honestly(
     remove()
 
 
+async def test_a_rest_outage_is_logged_once_and_its_end_once(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    account: Account,
+    travel: TimeTravel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the stream, failing polls warn once; the first poll that works says so once."""
+    caplog.set_level(logging.INFO, logger="custom_components.cardata")
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await sim.fault("telematic_data", count=3, status=500)
+
+    for _ in range(3):
+        await async_step(hass, travel, timedelta(minutes=40))
+    assert not coordinator.last_update_success
+
+    await async_step(hass, travel, timedelta(minutes=40))
+    await async_step(hass, travel, timedelta(minutes=40))
+    assert coordinator.last_update_success
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("REST request failed, values kept" in message for message in messages) == 1
+    assert sum(message == "REST polling works again" for message in messages) == 1
+
+
 async def test_invalid_token_is_refreshed_and_polling_goes_on(
     hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
 ) -> None:
