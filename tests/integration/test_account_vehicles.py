@@ -225,3 +225,32 @@ async def test_a_car_gone_from_the_account_loses_its_device(
 
     assert vins_of_devices(hass, entry) == {VIN_BEV}
     assert entity_vins(hass, entry) == {VIN_BEV}
+
+
+async def test_a_failed_mappings_refresh_keeps_the_cars_and_is_tried_again(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """BMW failing the weekly mappings refresh: one warning, no reload, the cars stay."""
+    tokens = await async_authorize(hass, sim)
+    await async_seed_old_mappings(hass, tokens.gcid, [VIN_BEV, VIN_PHEV])
+    entry = await async_add_entry(hass, sim, tokens=tokens)
+    await sim.fault("vehicle_mappings", count=1, status=500)
+    travel = TimeTravel(hass, sim, freezer)
+
+    async def mappings_calls() -> int:
+        return int((await sim.calls())[fleet.GCID_MAIN]["by_endpoint"].get("vehicle_mappings", 0))
+
+    for _ in range(24):
+        if await mappings_calls():
+            break
+        await travel.async_advance(timedelta(minutes=30))
+    assert await mappings_calls() == 1
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert vins_of_devices(hass, entry) == {VIN_BEV, VIN_PHEV}
+    warnings = [r.getMessage() for r in caplog.records if "values kept" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not any("changed; reloading" in record.getMessage() for record in caplog.records)

@@ -813,6 +813,26 @@ async def test_events_close_together_cost_one_request_and_the_plan_keeps_its_roo
     assert (await async_rest_calls(sim))["telematic_data"] == calls + 1
 
 
+async def test_a_refused_token_with_gcdm_down_is_renewed_at_a_later_poll(
+    hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
+) -> None:
+    """A poll's token refused while GCDM is unreachable: no reauthentication, polling goes on."""
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await async_step(hass, travel, timedelta(minutes=40))
+    account.tokens.tokens = await async_authorize(hass, sim)
+    await sim.fault("telematic_data", status=401, body={"exveErrorId": "CU-102"})
+    await sim.fault("token", count=1, status=503)
+
+    await async_step(hass, travel, timedelta(minutes=40))
+    assert account.tokens.forced_refreshes == 1
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+    calls = (await async_rest_calls(sim))["telematic_data"]
+    await async_step(hass, travel, timedelta(minutes=40))
+    assert (await async_rest_calls(sim))["telematic_data"] == calls + 1
+    assert coordinator.last_update_success
+
+
 async def test_refused_refresh_token_stops_polling_and_asks_for_login(
     hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
 ) -> None:
