@@ -27,6 +27,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.cardata.api.models import VehicleMapping
 from custom_components.cardata.cache import AccountCache
 from custom_components.cardata.const import DOMAIN
+from custom_components.cardata.quota import async_get_budget
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
@@ -254,3 +255,37 @@ async def test_a_failed_mappings_refresh_keeps_the_cars_and_is_tried_again(
     warnings = [r.getMessage() for r in caplog.records if "values kept" in r.getMessage()]
     assert len(warnings) == 1
     assert not any("changed; reloading" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_spent_budget_at_set_up_retries_later_without_a_request(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """The day's 50 requests spent (by actions): set-up waits instead of asking BMW."""
+    tokens = await async_authorize(hass, sim)
+    budget = await async_get_budget(hass, tokens.gcid)
+    for _ in range(50):
+        budget.acquire("vehicle_mappings", automatic=False)
+
+    entry = await async_add_entry(hass, sim, tokens=tokens)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "budget" in (entry.reason or "").lower()
+    calls = (await sim.calls())[fleet.GCID_MAIN]["by_endpoint"]
+    assert calls.get("vehicle_mappings", 0) == 0
+
+
+async def test_bmw_rate_limit_at_set_up_retries_and_blocks_the_budget(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """BMW answering the first request with its rate limit: set-up retries, nothing is sent
+    until BMW's window ends."""
+    tokens = await async_authorize(hass, sim)
+    # BMW's answer to a spent daily budget, as observed: 403 with CU-429.
+    await sim.fault("vehicle_mappings", status=403, body={"exveErrorId": "CU-429"})
+
+    entry = await async_add_entry(hass, sim, tokens=tokens)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    budget = await async_get_budget(hass, tokens.gcid)
+    assert budget.blocked_until is not None
+    assert budget.blocked_until > dt_util.utcnow()
