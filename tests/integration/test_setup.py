@@ -290,8 +290,9 @@ async def test_bmw_rate_limit_pauses_rest_with_one_warning_and_a_repair_issue(
     caplog.clear()
 
     # 50-minute steps: each passes one token renewal, so no step jumps over an expiry.
+    # With the stream up each car is polled every six hours: the next poll is within eight.
     step = timedelta(minutes=50)
-    for _ in range(5):
+    for _ in range(8):
         await travel.async_advance(step)
         if runtime.budget.blocked_until is not None:
             break
