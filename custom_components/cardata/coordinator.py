@@ -336,7 +336,9 @@ class CarDataCoordinator(DataUpdateCoordinator[dict[str, VehicleState]]):
         for device in dr.async_entries_for_config_entry(registry, self._entry.entry_id):
             vins = {ident for domain, ident in device.identifiers if domain == DOMAIN}
             if vins and not vins & self.vehicles.keys():
-                registry.async_update_device(device.id, remove_config_entry_id=self._entry.entry_id)
+                # The car's device belongs to this account alone (a car has one primary
+                # user); detaching it from the entry is deprecated from 2026.10 on.
+                registry.async_remove_device(device.id)
 
     # --- Polling ----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from custom_components.cardata.charging_history import LOOK_BACK, statistic_id
 from tests.simulator import fleet
 from tests.simulator.handle import SimulatorHandle
 
-from .common import TimeTravel, async_add_entry
+from .common import TimeTravel, async_add_entry, async_authorize
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +93,40 @@ async def test_a_finished_session_brings_the_history_into_statistics_once(
     await hass.async_block_till_done()
     imports = [r for r in budget.spent() if r.endpoint == "charging_history" and r.at > since]
     assert len(imports) == 1
+    assert abs((await _last_sum(hass, fleet.VIN_BEV) or 0) - expected) < 0.01
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_a_damaged_import_record_starts_the_history_afresh(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """What was stored about earlier imports is unreadable: the import counts everything once."""
+    tokens = await async_authorize(hass, sim)
+    hass_storage[f"cardata.charging_history.{tokens.gcid}"] = {
+        "version": 1,
+        "key": f"cardata.charging_history.{tokens.gcid}",
+        "data": {
+            fleet.VIN_PHEV: "not a record",
+            fleet.VIN_BEV: {"fetched_at": 17, "sessions": ["no session", {"start": "yesterday"}]},
+        },
+    }
+    entry = await async_add_entry(hass, sim, tokens=tokens)
+    travel = TimeTravel(hass, sim, freezer)
+    now = dt_util.utcnow()
+    history = await entry.runtime_data.action_client.get_charging_history(
+        fleet.VIN_BEV, now - LOOK_BACK, now
+    )
+    expected = sum(s.energy_kwh or 0 for s in history.sessions if s.start_time is not None)
+
+    entry.runtime_data.coordinator.note_charging_session_ended(fleet.VIN_BEV, now)
+    await travel.async_advance_in_steps(timedelta(minutes=15), timedelta(minutes=1))
+    await hass.async_block_till_done()
+
     assert abs((await _last_sum(hass, fleet.VIN_BEV) or 0) - expected) < 0.01
 
     assert await hass.config_entries.async_unload(entry.entry_id)

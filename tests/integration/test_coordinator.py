@@ -243,7 +243,14 @@ async def test_primary_vehicles_get_devices_secondary_ones_one_log_line(
     # No telematics of the secondary vehicle are requested either.
     assert coordinator.state(fleet.VIN_SECONDARY) == {}
 
-    secondary_lines = [record for record in caplog.records if "secondary" in record.getMessage()]
+    # The integration's lines only: asyncio's slow-task warning on a loaded machine names
+    # this test, whose name says "secondary" too.
+    secondary_lines = [
+        record
+        for record in caplog.records
+        if record.name.startswith("custom_components.cardata")
+        and "secondary" in record.getMessage()
+    ]
     assert len(secondary_lines) == 1
     assert "…0003" in secondary_lines[0].getMessage()
     assert all(fleet.VIN_SECONDARY not in record.getMessage() for record in caplog.records)
@@ -671,6 +678,30 @@ async def test_server_errors_keep_values_and_report_honestly(
     remove()
 
 
+async def test_a_rest_outage_is_logged_once_and_its_end_once(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    account: Account,
+    travel: TimeTravel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the stream, failing polls warn once; the first poll that works says so once."""
+    caplog.set_level(logging.INFO, logger="custom_components.cardata")
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await sim.fault("telematic_data", count=3, status=500)
+
+    for _ in range(3):
+        await async_step(hass, travel, timedelta(minutes=40))
+    assert not coordinator.last_update_success
+
+    await async_step(hass, travel, timedelta(minutes=40))
+    await async_step(hass, travel, timedelta(minutes=40))
+    assert coordinator.last_update_success
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("REST request failed, values kept" in message for message in messages) == 1
+    assert sum(message == "REST polling works again" for message in messages) == 1
+
+
 async def test_invalid_token_is_refreshed_and_polling_goes_on(
     hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
 ) -> None:
@@ -683,6 +714,123 @@ async def test_invalid_token_is_refreshed_and_polling_goes_on(
     )
 
     await async_step(hass, travel, timedelta(minutes=80))
+    assert account.tokens.forced_refreshes == 1
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+    calls = (await async_rest_calls(sim))["telematic_data"]
+    await async_step(hass, travel, timedelta(minutes=40))
+    assert (await async_rest_calls(sim))["telematic_data"] == calls + 1
+    assert coordinator.last_update_success
+
+
+async def test_a_car_bmw_stops_serving_is_no_longer_polled(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    account: Account,
+    travel: TimeTravel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """BMW refusing a car's telematics (CU-104): one warning, and its requests stop."""
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await sim.fault("telematic_data", status=403, body={"exveErrorId": "CU-104"})
+
+    # Both cars were read at set-up; the next is due after one round of the plan.
+    await async_step(hass, travel, timedelta(minutes=80))
+
+    assert len(coordinator.readable_vins()) == 1
+    (refused,) = {VIN_BEV, VIN_PHEV} - set(coordinator.readable_vins())
+    warnings = [r.getMessage() for r in caplog.records if "no longer polled" in r.getMessage()]
+    assert len(warnings) == 1
+    assert f"…{refused[-4:]}" in warnings[0]
+    assert refused not in warnings[0]
+    fetched = coordinator.last_rest_fetch(refused)
+
+    # Four hours of polls go to the other car alone.
+    calls = (await async_rest_calls(sim))["telematic_data"]
+    for _ in range(6):
+        await async_step(hass, travel, timedelta(minutes=40))
+    assert coordinator.last_rest_fetch(refused) == fetched
+    assert (await async_rest_calls(sim))["telematic_data"] > calls
+
+
+async def test_a_token_without_the_api_scope_pauses_rest_with_one_warning(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    account: Account,
+    travel: TimeTravel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """BMW saying the login lacks the CarData API (CU-103): one warning, six hours of rest."""
+    await account.async_start(stream=StreamState.DISCONNECTED)
+    await sim.fault("telematic_data", count=5, status=403, body={"exveErrorId": "CU-103"})
+
+    await async_step(hass, travel, timedelta(minutes=80))
+    calls = (await async_rest_calls(sim))["telematic_data"]
+    for _ in range(8):
+        await async_step(hass, travel, timedelta(minutes=40))
+
+    # Nothing was sent in the five hours after BMW's answer, and it was said once.
+    assert (await async_rest_calls(sim))["telematic_data"] == calls
+    warnings = [r for r in caplog.records if "does not allow the CarData API" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_a_refused_token_whose_refresh_is_refused_asks_for_login(
+    hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
+) -> None:
+    """A poll's token refused, then its forced refresh refused: polling stops for reauth."""
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await async_step(hass, travel, timedelta(minutes=40))
+    # A fresh login: the access token outlives the next poll, so the poll itself is what
+    # BMW refuses, and the refresh that follows is forced.
+    account.tokens.tokens = await async_authorize(hass, sim)
+    await sim.fault("telematic_data", status=401, body={"exveErrorId": "CU-102"})
+    await sim.fault("token", count=5, status=400, body={"error": "invalid_grant"})
+
+    await async_step(hass, travel, timedelta(minutes=40))
+
+    assert account.tokens.forced_refreshes == 1
+    assert [flow["context"]["source"] for flow in hass.config_entries.flow.async_progress()] == [
+        "reauth"
+    ]
+    assert not coordinator.last_update_success
+    assert coordinator.next_poll_at is None
+
+
+async def test_events_close_together_cost_one_request_and_the_plan_keeps_its_room(
+    hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
+) -> None:
+    """A second event within the cooldown adds no request; neither does one the budget lacks."""
+    coordinator = await account.async_start(stream=StreamState.CONNECTED)
+    calls = (await async_rest_calls(sim))["telematic_data"]
+
+    # A car this account does not read (secondary user) is never polled for an event.
+    assert not coordinator.request_event_poll(fleet.VIN_SECONDARY, "plugged in")
+    assert coordinator.request_event_poll(VIN_BEV, "plugged in")
+    assert not coordinator.request_event_poll(VIN_BEV, "charging started")
+    await async_step(hass, travel, timedelta(minutes=2))
+    assert (await async_rest_calls(sim))["telematic_data"] == calls + 1
+    # Still within the cooldown after the poll.
+    assert not coordinator.request_event_poll(VIN_BEV, "charging ended")
+
+    # With the automatic share cut to what one round of the plan needs, events wait.
+    account.budget.automatic_limit -= account.budget.remaining_automatic() - 2
+    assert not coordinator.request_event_poll(VIN_PHEV, "trip ended")
+    await async_step(hass, travel, timedelta(minutes=2))
+    assert (await async_rest_calls(sim))["telematic_data"] == calls + 1
+
+
+async def test_a_refused_token_with_gcdm_down_is_renewed_at_a_later_poll(
+    hass: HomeAssistant, sim: SimulatorHandle, account: Account, travel: TimeTravel
+) -> None:
+    """A poll's token refused while GCDM is unreachable: no reauthentication, polling goes on."""
+    coordinator = await account.async_start(stream=StreamState.DISCONNECTED)
+    await async_step(hass, travel, timedelta(minutes=40))
+    account.tokens.tokens = await async_authorize(hass, sim)
+    await sim.fault("telematic_data", status=401, body={"exveErrorId": "CU-102"})
+    await sim.fault("token", count=1, status=503)
+
+    await async_step(hass, travel, timedelta(minutes=40))
     assert account.tokens.forced_refreshes == 1
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
 

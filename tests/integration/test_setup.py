@@ -15,6 +15,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -289,8 +290,8 @@ async def test_bmw_rate_limit_pauses_rest_with_one_warning_and_a_repair_issue(
     caplog.clear()
 
     # 50-minute steps: each passes one token renewal, so no step jumps over an expiry.
+    # With the stream up each car is polled every six hours: the next poll is within eight.
     step = timedelta(minutes=50)
-    # The stream is up: the next poll comes within six hours.
     for _ in range(8):
         await travel.async_advance(step)
         if runtime.budget.blocked_until is not None:
@@ -328,3 +329,17 @@ async def test_bmw_rate_limit_pauses_rest_with_one_warning_and_a_repair_issue(
     assert not ir.async_get(hass).async_get_issue(DOMAIN, issue_id(BUDGET_EXHAUSTED, entry))
     assert (await sim.calls())[fleet.GCID_MAIN]["by_endpoint"] == {"telematic_data": 1}
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+async def test_clients_use_home_assistants_session(
+    hass: HomeAssistant, sim: SimulatorHandle
+) -> None:
+    """The REST clients and the login use Home Assistant's shared aiohttp session."""
+    entry = await async_add_entry(hass, sim)
+    assert entry.state is ConfigEntryState.LOADED
+    runtime = entry.runtime_data
+    shared = async_get_clientsession(hass)
+    # The clients do not expose their session; the test reaches in.
+    assert runtime.client._session is shared
+    assert runtime.action_client._session is shared
+    assert runtime.tokens._auth._session is shared

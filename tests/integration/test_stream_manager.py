@@ -140,6 +140,35 @@ async def test_an_id_token_refused_after_an_outage_is_renewed_at_once(
     assert not has_issue(hass, STREAM_NOT_SUBSCRIBED, entry)
 
 
+async def test_a_refused_id_token_that_cannot_be_renewed_waits_for_gcdm(
+    hass: HomeAssistant, sim: SimulatorHandle, freezer: FrozenDateTimeFactory
+) -> None:
+    """GCDM still down when the broker refuses the expired token: the stream reconnects once
+    the token manager's next retry gets through, and no repair issue is raised."""
+    entry = await async_add_entry(hass, sim)
+    stream = entry.runtime_data.stream
+    tokens = entry.runtime_data.tokens
+    travel = TimeTravel(hass, sim, freezer)
+    await async_wait_for(hass, lambda: stream.connected, "the stream to connect")
+    # The five scheduled renewals fail (as above), and so does the one the refusal asks for.
+    await sim.fault("token", count=6, status=503)
+    await travel.async_advance_in_steps(timedelta(minutes=59), timedelta(minutes=1))
+    await travel.async_advance(
+        timedelta(seconds=90),
+        simulator_effect=lambda: stream.status.state is StreamState.DISCONNECTED,
+    )
+
+    for _ in range(30):
+        if stream.connected:
+            break
+        await travel.async_advance(timedelta(seconds=30))
+    await async_wait_for(hass, lambda: stream.connected, "the stream to reconnect")
+
+    assert StreamState.REFUSED in [status.state for status in stream.recent_statuses]
+    assert tokens.tokens.id_token_expires_at > dt_util.utcnow() + timedelta(minutes=40)
+    assert not has_issue(hass, STREAM_NOT_SUBSCRIBED, entry)
+
+
 @pytest.fixture
 async def rival(
     hass: HomeAssistant, sim: SimulatorHandle

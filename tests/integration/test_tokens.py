@@ -266,6 +266,33 @@ async def test_network_failures_are_retried_with_backoff_and_lose_nothing(
     ]
 
 
+async def test_tokens_expiring_during_an_outage_warn_once_and_their_renewal_says_so(
+    hass: HomeAssistant,
+    sim: SimulatorHandle,
+    freezer: FrozenDateTimeFactory,
+    make_manager: ManagerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GCDM unreachable past the tokens' expiry: one warning, one line when renewed again."""
+    caplog.set_level(logging.INFO, logger="custom_components.cardata")
+    original = await async_authorize(hass, sim)
+    entry, manager, _ = await make_manager(original)
+    manager.async_start()
+    travel = TimeTravel(hass, sim, freezer)
+    await sim.fault("token", count=6, status=503)
+
+    await travel.async_advance(PAST_REFRESH)
+    for _ in range(45):
+        await travel.async_advance(timedelta(minutes=1))
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("Cannot renew the expired BMW CarData tokens" in m for m in messages) == 1
+    assert sum("Renewed the BMW CarData tokens of" in m and "again" in m for m in messages) == 1
+    assert manager.tokens.refresh_token != original.refresh_token
+    assert entry.data[CONF_TOKENS] == manager.tokens.as_dict()
+    assert not reauth_flows(hass, entry)
+
+
 async def test_unreachable_gcdm_with_expired_tokens_retries_the_set_up(
     hass: HomeAssistant, sim: SimulatorHandle
 ) -> None:
