@@ -107,7 +107,7 @@ def _create_charging_automation(page: Page, dev: DevInstance, screenshots: Scree
     When the i4's charging status changes to "Charging active" (a state the editor offers
     because the sensor is an enum), create a persistent notification.
     """
-    from playwright.sync_api import expect
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError, expect
 
     page.goto(f"{dev.url}/config")
     page.get_by_role("link", name=re.compile(r"^Automations & scenes")).click()
@@ -127,16 +127,24 @@ def _create_charging_automation(page: Page, dev: DevInstance, screenshots: Scree
         page.get_by_role("dialog", name="Select option")
         .get_by_role("listitem")
         .or_(page.get_by_role("option").filter(has_text="Charging status"))
-        .or_(page.locator("ha-combo-box-item").filter(has_text="Charging status"))
     )
     expect(entity).to_have_count(1, timeout=EDITOR_TIMEOUT_MS)
     expect(entity).to_contain_text("BMW i4 eDrive40")
     entity.click()
+    # 2026.10 opens the "To" list from its label; 2026.11 from the second "State" field
+    # (the first is "From").
     page.get_by_text("To (optional)", exact=True).click()
-    page.get_by_text("Charging active", exact=True).click()
-    expect(page.get_by_role("heading", name="State changed to Charging active")).to_be_visible(
-        timeout=EDITOR_TIMEOUT_MS
-    )
+    charging_active = page.get_by_text("Charging active", exact=True)
+    try:
+        charging_active.wait_for(timeout=5000)
+    except PlaywrightTimeoutError:
+        page.get_by_text("State", exact=True).last.click()
+    charging_active.click()
+    expect(
+        page.get_by_role("heading", name="State changed to Charging active")
+        .or_(page.get_by_text("Charging active", exact=True))
+        .first
+    ).to_be_visible(timeout=EDITOR_TIMEOUT_MS)
 
     # Then: a persistent notification.
     page.get_by_role("button", name="Add action").click()
