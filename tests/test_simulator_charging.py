@@ -335,6 +335,9 @@ async def test_control_api_runs_a_session_into_the_charging_history(sim: Simulat
     with pytest.raises(SimulatorControlError) as refused:
         await sim.start_charging(fleet.VIN_PHEV, "dc")
     assert refused.value.status == 400
+    with pytest.raises(SimulatorControlError) as refused:
+        await sim.start_charging(fleet.VIN_PHEV, "ac", losses=(1.5, 0.2))
+    assert refused.value.status == 400
     stopped = await sim.stop_charging(vin, unplug=True)
     assert stopped["session"]["phase"] == "ended"
 

@@ -87,7 +87,8 @@ def _losses(raw: Any) -> LossModel | None:
         raise ControlRequestError("losses must be {efficiency, overhead_kw}")
     efficiency = _optional_number(raw, "efficiency", 0.5, 1)
     overhead = _optional_number(raw, "overhead_kw", 0, 5)
-    assert efficiency is not None and overhead is not None
+    if efficiency is None or overhead is None:
+        raise ControlRequestError("losses need both efficiency and overhead_kw")
     return LossModel(efficiency=efficiency, overhead_kw=overhead)
 
 
