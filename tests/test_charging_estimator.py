@@ -367,6 +367,27 @@ def test_a_pause_keeps_the_fraction() -> None:
     assert feed.soc > before
 
 
+def test_measurements_arriving_late_together_do_not_push_the_estimate_ahead() -> None:
+    """The same two readings, once as they happen and once together four minutes late."""
+    on_time, late = Feed(), Feed()
+    for feed in (on_time, late):
+        feed.start(20)
+    car = TrueCar(soc=20.0)
+    car.charge(11_000, 5)
+    measured: list[tuple[float, datetime]] = []
+    for minutes in (30, 5):
+        for feed in (on_time, late):
+            feed.wait(minutes)
+        car.charge(11_000, minutes)
+        measured.append((math.floor(car.soc), on_time.now))
+        on_time.send(soc=math.floor(car.soc))
+    for feed in (on_time, late):
+        feed.wait(4)
+    for soc, at in measured:
+        late.send(soc=soc, at=at)
+    assert late.soc == pytest.approx(on_time.soc, abs=0.05)
+
+
 def test_a_car_that_sends_tenths_is_taken_at_its_word() -> None:
     feed = Feed()
     feed.start(20.4)

@@ -18,6 +18,7 @@ from tests.simulator.battery import (
     AC_LOSSES,
     DC_LOSSES,
     ChargeMode,
+    LossModel,
     ProfileSegment,
     dc_power_kw,
 )
@@ -154,6 +155,16 @@ def test_losses_depend_on_power_and_differ_between_ac_and_dc() -> None:
     assert solar_share < wallbox_share - 0.05
     assert wallbox_share < dc_share
     assert AC_LOSSES.battery_kw(0.2) == 0.0
+
+
+def test_a_car_with_a_lossier_charger_needs_more_grid_energy_for_the_same_charge() -> None:
+    usual = _session(start_soc=40, target_soc=60)
+    lossy = _session(start_soc=40, target_soc=60, losses=LossModel(0.85, 0.4))
+    _run(usual)
+    _run(lossy)
+    assert usual.soc == lossy.soc == 60
+    assert lossy.energy.battery == pytest.approx(usual.energy.battery)
+    assert lossy.energy.grid > usual.energy.grid * 1.05
 
 
 def test_solar_pauses_and_resumes_and_keeps_what_it_charged() -> None:
@@ -323,6 +334,9 @@ async def test_control_api_runs_a_session_into_the_charging_history(sim: Simulat
 
     with pytest.raises(SimulatorControlError) as refused:
         await sim.start_charging(fleet.VIN_PHEV, "dc")
+    assert refused.value.status == 400
+    with pytest.raises(SimulatorControlError) as refused:
+        await sim.start_charging(fleet.VIN_PHEV, "ac", losses=(1.5, 0.2))
     assert refused.value.status == 400
     stopped = await sim.stop_charging(vin, unplug=True)
     assert stopped["session"]["phase"] == "ended"

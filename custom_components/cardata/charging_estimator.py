@@ -194,7 +194,8 @@ class ChargingEstimator:
             self._finalize(session)
             return
         shown = self._shown(session, now)
-        session.anchor(soc, at, shown_now=shown, estimate_then=self._shown(session, at))
+        then = self._shown(session, at, floor=False)
+        session.anchor(soc, at, shown_now=shown, estimate_then=then)
         self._measured = Measurement(soc, at)
 
     # --- sessions --------------------------------------------------------------------------
@@ -293,10 +294,11 @@ class ChargingEstimator:
             session_energy_kwh=round(session.energy_kwh(now_time), 3),
         )
 
-    def _shown(self, session: ChargingSession, at: datetime) -> float | None:
+    def _shown(self, session: ChargingSession, at: datetime, *, floor: bool = True) -> float | None:
         """Return the number to show at a time while a session is open."""
         target = self._number(TARGET)
-        return session.shown(at, target if target is not None and 0 < target <= 100 else None)
+        valid = target if target is not None and 0 < target <= 100 else None
+        return session.shown(at, valid, floor=floor)
 
     @property
     def total_energy_kwh(self) -> float:

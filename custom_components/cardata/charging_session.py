@@ -254,8 +254,13 @@ class ChargingSession:
         self.hold = max(self.hold, shown_now if shown_now is not None else soc)
         self._trim()
 
-    def shown(self, at: datetime, target: float | None) -> float | None:
-        """Return the state of charge to show at a time; None before any measurement."""
+    def shown(self, at: datetime, target: float | None, *, floor: bool = True) -> float | None:
+        """Return the state of charge to show at a time; None before any measurement.
+
+        `floor=False` gives the estimate at that time alone, without the number shown
+        since: a measurement judged against the estimate at its own moment must not be
+        compared with what was shown later (readings can arrive late, in a burst).
+        """
         if self.anchor_soc is None or self.anchor_at is None:
             return None
         if self.ended_at is not None and at >= self.ended_at and self.end_hold is not None:
@@ -265,7 +270,8 @@ class ChargingSession:
             stored_now = sum(self.totals(at)[1].values())
             stored_then = sum(self.totals(self.anchor_at)[1].values())
             value += max(stored_now - stored_then, 0.0) / self.capacity_kwh * 100
-            value = max(value, self.hold)
+            if floor:
+                value = max(value, self.hold)
         ceiling = max(min(target if target is not None else 100.0, 100.0), *self.seen, 0.0)
         return min(value, ceiling)
 

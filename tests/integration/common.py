@@ -132,12 +132,22 @@ class TimeTravel:
         sim: SimulatorHandle,
         freezer: FrozenDateTimeFactory,
         settled: Callable[[], bool] | None = None,
+        *,
+        readings_after_their_time: bool = False,
     ) -> None:
-        """Travel with this Home Assistant, simulator and frozen clock."""
+        """Travel with this Home Assistant, simulator and frozen clock.
+
+        With `readings_after_their_time`, Home Assistant's clock moves before the
+        simulator's (its timers still fire after both moved): the readings a jump makes
+        the car stream then reach Home Assistant at or after the moment they carry, as a
+        real car's do, never ahead of Home Assistant's clock. Benches that measure what
+        readings mean over time need that; a reading from the future counts as "now".
+        """
         self._hass = hass
         self._sim = sim
         self._freezer = freezer
         self._settled = settled
+        self._clock_first = readings_after_their_time
 
     async def async_advance(
         self, delta: timedelta, *, simulator_effect: Callable[[], bool] | None = None
@@ -152,12 +162,15 @@ class TimeTravel:
         await async_wait_for(self._hass, self._streams_settled, "the stream to settle")
         if self._settled is not None:
             await async_wait_for(self._hass, self._settled, "things to settle before a jump")
-        # The simulator first: what Home Assistant's timers then do (renew tokens,
+        if self._clock_first:
+            self._freezer.tick(delta)
+        # The simulator before Home Assistant's timers: what they then do (renew tokens,
         # reconnect) must happen on the simulator's new time.
         await self._sim.advance(delta.total_seconds())
         if simulator_effect is not None:
             await async_wait_for(self._hass, simulator_effect, "the simulator's jump to show")
-        self._freezer.tick(delta)
+        if not self._clock_first:
+            self._freezer.tick(delta)
         async_fire_time_changed(self._hass)
         await self._hass.async_block_till_done()
 

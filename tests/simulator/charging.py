@@ -34,6 +34,7 @@ from .battery import (
     AcSupply,
     ChargeMode,
     ChargerLimits,
+    LossModel,
     ProfileSegment,
     ac_min_kw,
     ac_supply,
@@ -113,6 +114,8 @@ class SessionRequest:
     capacity_kwh: float | None = None
     power_kw: float | None = None  # AC: offered power (capped by the car); DC: peak
     profile: tuple[ProfileSegment, ...] | None = None  # AC/solar: offered power over time
+    # A car whose charger loses more or less than the usual one (benches of learning).
+    losses: LossModel | None = None
 
 
 @dataclass(slots=True)
@@ -178,7 +181,7 @@ class ChargingSession:
         self._profile = request.profile or (
             DEFAULT_SOLAR_PROFILE if self.mode is ChargeMode.SOLAR else ()
         )
-        self._losses = losses_for(self.mode)
+        self._losses = request.losses or losses_for(self.mode)
         self._car = car
         self._km_per_percent = _km_per_percent(car, self.capacity_kwh, self.start_soc)
         self.soc = self.start_soc

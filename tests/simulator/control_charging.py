@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import fleet
-from .battery import ChargeMode, ProfileSegment
+from .battery import ChargeMode, LossModel, ProfileSegment
 from .charging import SessionRequest
 from .control import ControlRequestError, handler, json_object
 
@@ -65,7 +65,7 @@ def session_request(body: dict[str, Any]) -> SessionRequest:
     profile = _profile(body.get("profile"))
     if profile is not None and mode is ChargeMode.DC:
         raise ControlRequestError("a power profile is for AC and solar charging")
-    known = {"mode", "target_soc", "start_soc", "capacity_kwh", "power_kw", "profile"}
+    known = {"mode", "target_soc", "start_soc", "capacity_kwh", "power_kw", "profile", "losses"}
     if unknown := set(body) - known:
         raise ControlRequestError(f"unknown fields {sorted(unknown)}; known: {sorted(known)}")
     return SessionRequest(
@@ -75,7 +75,21 @@ def session_request(body: dict[str, Any]) -> SessionRequest:
         capacity_kwh=_optional_number(body, "capacity_kwh", 1, 300),
         power_kw=_optional_number(body, "power_kw", 1, 350),
         profile=profile,
+        losses=_losses(body.get("losses")),
     )
+
+
+def _losses(raw: Any) -> LossModel | None:
+    """A car with other charging losses: {efficiency 0.5-1, overhead_kw 0-5}."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"efficiency", "overhead_kw"}:
+        raise ControlRequestError("losses must be {efficiency, overhead_kw}")
+    efficiency = _optional_number(raw, "efficiency", 0.5, 1)
+    overhead = _optional_number(raw, "overhead_kw", 0, 5)
+    if efficiency is None or overhead is None:
+        raise ControlRequestError("losses need both efficiency and overhead_kw")
+    return LossModel(efficiency=efficiency, overhead_kw=overhead)
 
 
 async def _start(simulator: Simulator, request: web.Request) -> dict[str, Any]:

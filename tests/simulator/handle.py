@@ -255,12 +255,14 @@ class SimulatorHandle:
         capacity_kwh: float | None = None,
         power_kw: float | None = None,
         profile: list[tuple[float, float]] | None = None,
+        losses: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
         """Plug `vin` in and charge (`ac`, `dc` or `solar`); returns `charging_truth`.
 
         `profile` is offered power over time as (seconds, kW) segments, repeated after the
-        last; below 1.38 kW (6 A on one phase) the car pauses. Unset values come from the
-        car: its state of charge, target and maxEnergy.
+        last; below 1.38 kW (6 A on one phase) the car pauses. `losses` as (efficiency,
+        overhead kW) gives this session a charger other than the usual one. Unset values
+        come from the car: its state of charge, target and maxEnergy.
         """
         optional = {
             "target_soc": target_soc,
@@ -276,6 +278,8 @@ class SimulatorHandle:
             body["profile"] = [
                 {"seconds": seconds, "power_kw": power} for seconds, power in profile
             ]
+        if losses is not None:
+            body["losses"] = {"efficiency": losses[0], "overhead_kw": losses[1]}
         result: dict[str, Any] = await self._request("POST", f"/vehicles/{vin}/charging", body)
         return result
 
