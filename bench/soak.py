@@ -3,24 +3,25 @@
 Runs a real Home Assistant (pytest-homeassistant-custom-component's harness) with the
 integration set up against the simulator over loopback, and moves Home Assistant's frozen
 clock and the simulator's clock together (tests/integration/common.py `TimeTravel`) through
-D days, in 5-minute jumps (5-second jumps while the stream is down, so its recovery time is
+D days, in 9-minute jumps (5-second jumps while the stream is down, so its recovery time is
 measured to 5 s). Each day, at seeded random moments:
 
 - tokens expire every hour by themselves (the integration renews them);
 - the broker drops every stream connection (4 times), and restarts once: it drops them,
   takes the reconnect and drops it again 10 s later;
 - REST answers 500 or 503 (twice) and the token endpoint does (once), 1 to 3 calls in a row;
-- every 2nd day BMW's budget check answers CU-429 once, and the clocks drift apart: BMW's
-  clock runs 2 minutes ahead of Home Assistant's, then they agree, then Home Assistant's
-  runs 2 minutes ahead, then they agree again;
+- the clocks drift apart and agree again (twice): BMW's clock runs 2 minutes ahead of Home
+  Assistant's, then they agree, then Home Assistant's runs 2 minutes ahead, and so on;
+- Home Assistant restarts once: the entry is unloaded and set up again, on the storage the
+  harness kept (the entry, the token store, the budget and the state store);
+- the car reports a new state of charge every hour, so the stream carries traffic;
+- every 2nd day BMW's budget check answers CU-429 once;
 - every 3rd day BMW restarts: every stream connection drops and the token endpoint and
   the REST API answer 503 for their next calls (the simulator runs on; a restart of its
   process would give its broker a new certificate authority, which BMW's publicly trusted
   certificate never does);
-- every 5th day a REST call and a token request hang until the client gives up;
-- Home Assistant restarts once: the entry is unloaded and set up again, on the storage the
-  harness kept (the entry, the token store, the budget and the state store);
-- the car reports a new state of charge every hour, so the stream carries traffic.
+- every 5th day a REST call hangs until the client gives up, and so does a token request;
+- each of these at least once in the first two days.
 
 Counts:
 - reauths: reauthentication flows started;
@@ -43,8 +44,9 @@ the harness's fixtures); this script starts it with the requested length and pri
 from __future__ import annotations
 
 import argparse
+import asyncio
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 import json
@@ -57,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from freezegun.api import FrozenDateTimeFactory
@@ -75,10 +77,15 @@ DAY = timedelta(days=1)
 # Shorter than the integration's token renewal margin (10 minutes): a longer jump would let
 # the simulator expire the id token, and close the stream, before Home Assistant's renewal
 # timer gets its turn, which no real clock does.
-STEP = timedelta(minutes=5)
+STEP = timedelta(minutes=9)
 # While the stream is down: the resolution of its measured recovery time.
 FINE_STEP = timedelta(seconds=5)
 SKEW = timedelta(minutes=2)
+# A request hanging at an injected timeout: the jump that lets the client's 30 s timeout
+# fire, and how long (real time) the run waits before it concludes a request hangs.
+PAST_CLIENT_TIMEOUT = timedelta(seconds=31)
+HANG_NOTICED_AFTER = 3.0
+_WAIT_STEP = 0.01
 SOC = "vehicle.drivetrain.batteryManagement.header"
 CU_429_BODY = {
     "exveErrorId": "CU-429",
@@ -86,6 +93,8 @@ CU_429_BODY = {
     "exveNote": "The daily limit of API requests has been reached.",
 }
 GOAL_REQUESTS = 50
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -154,18 +163,23 @@ class Event:
     kind: str
 
 
-# Per day: how many of each fault (a fraction: once every 1/fraction days).
-DAILY_FAULTS: dict[str, float] = {
+# Per day: how many of each fault; for the rarer ones, every how many days and on which
+# day first (all of them within the first two days, so that a short soak meets each).
+DAILY_FAULTS: dict[str, int] = {
     "broker_drop": 4,
     "broker_restart": 1,
     "rest_5xx": 2,
     "token_5xx": 1,
-    "cu_429": 0.5,
-    "bmw_restart": 1 / 3,
-    "rest_timeout": 0.2,
-    "token_timeout": 0.2,
     "ha_restart": 1,
 }
+RARE_FAULTS: dict[str, tuple[int, int]] = {
+    "cu_429": (2, 1),
+    "bmw_restart": (3, 1),
+    "rest_timeout": (5, 0),
+    "token_timeout": (5, 1),
+}
+# Twice a day the clocks drift apart or agree again: BMW's clock 2 minutes ahead, both
+# agree, Home Assistant's 2 minutes ahead, both agree.
 SKEW_CYCLE = ("bmw_ahead", "clocks_agree", "ha_ahead", "clocks_agree")
 
 
@@ -175,15 +189,21 @@ def fault_plan(days: int, seed: int) -> list[Event]:
     events: list[Event] = []
     for day in range(days):
         start = day * DAY.total_seconds()
-        # Keep an hour free at either end of the day, where the next day's faults begin.
-        moments = lambda: start + rng.uniform(3600, 23 * 3600)  # noqa: E731
+
+        def moment(start: float = start) -> float:
+            # An hour free at either end of the day, so days do not run into each other.
+            return start + rng.uniform(3600, 23 * 3600)
+
         for kind, per_day in DAILY_FAULTS.items():
-            if per_day >= 1:
-                events.extend(Event(moments(), kind) for _ in range(int(per_day)))
-            elif (day + 1) % round(1 / per_day) == 0:
-                events.append(Event(moments(), kind))
-        if day % 2 == 1:
-            events.append(Event(moments(), SKEW_CYCLE[(day // 2) % len(SKEW_CYCLE)]))
+            events.extend(Event(moment(), kind) for _ in range(per_day))
+        for kind, (every, first) in RARE_FAULTS.items():
+            if day % every == first:
+                events.append(Event(moment(), kind))
+        skews = sorted(moment() for _ in range(2))
+        events.extend(
+            Event(at, SKEW_CYCLE[(2 * day + number) % len(SKEW_CYCLE)])
+            for number, at in enumerate(skews)
+        )
         events.extend(Event(start + hour * 3600 + 1800, "car_reports") for hour in range(24))
     return sorted(events)
 
@@ -316,6 +336,8 @@ class Soak:
         self.skew = timedelta(0)
         self.entry: MockConfigEntry | None = None
         self.soc = 50
+        # Timeout faults injected and not yet seen hanging.
+        self.hangs_armed = 0
 
     async def async_start(self) -> datetime:
         """Both clocks frozen at the next 00:00:30 UTC; the entry set up and streaming."""
@@ -359,8 +381,8 @@ class Soak:
                 at_day_end = now < bmw_day_end <= target
                 if at_day_end:
                     target = bmw_day_end
-                await self.travel.async_advance(target - now)
-                await self.async_sample(read_bmw=at_day_end or target.minute == 0)
+                await self.async_unstuck(self.travel.async_advance(target - now))
+                await self.async_sample(read_bmw=at_day_end)
             await self.async_final_check()
         finally:
             root.removeHandler(errors)
@@ -406,6 +428,34 @@ class Soak:
                 result.days_counts_differ += 1
                 result.note(f"budget {day}: ours {ours.get(day, 0)}, BMW's {used}")
 
+    # --- requests that hang
+
+    async def async_unstuck(self, awaitable: Awaitable[_T]) -> _T:
+        """Await `awaitable`; when a request hangs at an injected timeout, let it time out.
+
+        Under the frozen clock the client's 30 s timeout never fires by itself, and
+        waiting for Home Assistant to be idle would wait for the simulator to give up
+        (5 minutes of real time). So once a request has hung for a few real seconds, both
+        clocks jump past the client's timeout, as the 30 s would pass at home.
+        """
+        from pytest_homeassistant_custom_component.common import (  # noqa: PLC0415
+            async_fire_time_changed,
+        )
+
+        task = asyncio.ensure_future(awaitable)
+        waited = 0.0
+        while not task.done():
+            await self.hass.async_add_executor_job(time.sleep, _WAIT_STEP)
+            waited += _WAIT_STEP
+            if self.hangs_armed and waited >= HANG_NOTICED_AFTER:
+                self.hangs_armed -= 1
+                self.result.faults["timeouts_hit"] = self.result.faults.get("timeouts_hit", 0) + 1
+                await self.sim.advance(PAST_CLIENT_TIMEOUT.total_seconds())
+                self.freezer.tick(PAST_CLIENT_TIMEOUT)
+                async_fire_time_changed(self.hass)
+                waited = 0.0
+        return task.result()
+
     # --- faults
 
     async def async_inject(self, kind: str) -> None:
@@ -422,10 +472,12 @@ class Soak:
             await sim.drop_stream()
         elif kind == "broker_restart":
             await sim.drop_stream()
-            await self.travel.async_advance(timedelta(seconds=10))
+            await self.async_unstuck(self.travel.async_advance(timedelta(seconds=10)))
             await sim.drop_stream()
         elif kind == "rest_5xx":
-            await sim.fault("telematic_data", count=rng.randint(1, 3), status=rng.choice([500, 503]))
+            await sim.fault(
+                "telematic_data", count=rng.randint(1, 3), status=rng.choice([500, 503])
+            )
         elif kind == "token_5xx":
             await sim.fault("token", count=rng.randint(1, 3), status=rng.choice([500, 503]))
         elif kind == "cu_429":
@@ -437,8 +489,10 @@ class Soak:
             await sim.drop_stream()
         elif kind == "rest_timeout":
             await sim.fault("telematic_data", timeout=True)
+            self.hangs_armed += 1
         elif kind == "token_timeout":
             await sim.fault("token", timeout=True)
+            self.hangs_armed += 1
         elif kind == "ha_restart":
             await self.async_restart_home_assistant()
         elif kind in SKEW_CYCLE:
@@ -473,10 +527,10 @@ class Soak:
         assert entry is not None
         await self.async_sample()
         self.watch.detach()
-        assert await self.hass.config_entries.async_unload(entry.entry_id)
-        await self.hass.async_block_till_done()
-        await self.hass.config_entries.async_setup(entry.entry_id)
-        await self.hass.async_block_till_done()
+        assert await self.async_unstuck(self.hass.config_entries.async_unload(entry.entry_id))
+        await self.async_unstuck(self.hass.async_block_till_done())
+        await self.async_unstuck(self.hass.config_entries.async_setup(entry.entry_id))
+        await self.async_unstuck(self.hass.async_block_till_done())
         if entry.state is not ConfigEntryState.LOADED:
             self.result.note(f"after a restart the entry is {entry.state}: {entry.reason}")
             if entry.state is ConfigEntryState.SETUP_ERROR:
@@ -497,7 +551,7 @@ class Soak:
         assert entry is not None
         if entry.state is ConfigEntryState.LOADED:
             try:
-                await entry.runtime_data.tokens.async_refresh(force=True)
+                await self.async_unstuck(entry.runtime_data.tokens.async_refresh(force=True))
             except ConfigEntryAuthFailed:
                 self.result.tokens_lost += 1
                 self.result.note("BMW refused the persisted refresh token")
