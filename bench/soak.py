@@ -107,6 +107,8 @@ class SoakResult:
     max_requests_24h: int = 0
     error_lines: int = 0
     recoveries: list[float] = field(default_factory=list)
+    # The longest outages: seconds, when, why, and the faults of the hour before.
+    longest_outages: list[str] = field(default_factory=list)
     planned_reconnects: int = 0
     requests: int = 0
     bmw_max_per_day: int = 0
@@ -216,13 +218,15 @@ class RequestLog:
 
     The list is ordered and only pruned at its old end, also across restarts (it is stored),
     so what is newer than the last sample is new; requests sent at the same frozen instant
-    are told apart by their number.
+    are told apart by their number. Each is also kept at BMW's time (Home Assistant's plus
+    the skew of the moment), by which BMW books it into a day.
     """
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.bmw_times: list[float] = []
 
-    def sample(self, spent: list[Any]) -> None:
+    def sample(self, spent: list[Any], skew: timedelta) -> None:
         last = self.times[-1] if self.times else None
         seen_at_last = self.times.count(last) if last is not None else 0
         at_last = 0
@@ -235,6 +239,7 @@ class RequestLog:
                 if at_last <= seen_at_last:
                     continue
             self.times.append(moment)
+            self.bmw_times.append(moment + skew.total_seconds())
 
     def max_in_window(self, window: timedelta = DAY) -> int:
         span = window.total_seconds()
@@ -245,7 +250,7 @@ class RequestLog:
 
     def per_utc_day(self) -> dict[str, int]:
         days: dict[str, int] = {}
-        for moment in self.times:
+        for moment in self.bmw_times:
             key = datetime.fromtimestamp(moment, UTC).date().isoformat()
             days[key] = days.get(key, 0) + 1
         return days
@@ -265,7 +270,30 @@ class StreamWatch:
         self._result = result
         self._down_since: datetime | None = None
         self._faulted = False
+        self._reasons: list[str] = []
         self._unsub: Any = None
+        self._outages: list[tuple[float, str]] = []
+        # Faults injected (Home Assistant's time, kind), to tell why an outage was long.
+        self.injected: list[tuple[datetime, str]] = []
+
+    def _remember(self, lasted: float) -> None:
+        assert self._down_since is not None
+        since = self._down_since
+        before = [
+            f"{kind} at -{(since - at).total_seconds():.0f}s"
+            for at, kind in self.injected
+            if since - timedelta(hours=1) <= at <= since + timedelta(seconds=lasted)
+        ]
+        self._outages.append(
+            (
+                lasted,
+                f"{lasted:g}s from {since.isoformat()}: {'; '.join(self._reasons)}"
+                f" | faults: {', '.join(before)}",
+            )
+        )
+        self._outages.sort(key=lambda item: -item[0])
+        del self._outages[5:]
+        self._result.longest_outages = [text for _, text in self._outages]
 
     def attach(self, entry: MockConfigEntry) -> None:
         from custom_components.cardata.api.stream import StreamState  # noqa: PLC0415
@@ -279,15 +307,19 @@ class StreamWatch:
                     lasted = (status.since - self._down_since).total_seconds()
                     if self._faulted:
                         self._result.recoveries.append(max(lasted, 0.0))
+                        self._remember(max(lasted, 0.0))
                     else:
                         self._result.planned_reconnects += 1
                 self._down_since = None
                 self._faulted = False
+                self._reasons = []
                 return
             if self._down_since is None:
                 self._down_since = status.since
             if status.state is not StreamState.CONNECTING:
                 self._faulted = True
+                if len(self._reasons) < 6:
+                    self._reasons.append(f"{status.state.value}: {status.reason}")
 
         self._unsub = manager.async_add_listener(changed)
 
@@ -298,6 +330,7 @@ class StreamWatch:
         self._unsub = None
         self._down_since = None
         self._faulted = False
+        self._reasons = []
 
     @property
     def down(self) -> bool:
@@ -409,7 +442,7 @@ class Soak:
         self.result.reauths = len(self.reauth_flows)
         runtime = getattr(self.entry, "runtime_data", None)
         if runtime is not None:
-            self.requests.sample(runtime.budget.spent())
+            self.requests.sample(runtime.budget.spent(), self.skew)
         if read_bmw:
             calls = await self.sim.calls()
             day = (dt_util.utcnow() + self.skew).date().isoformat()
@@ -438,6 +471,7 @@ class Soak:
         (5 minutes of real time). So once a request has hung for a few real seconds, both
         clocks jump past the client's timeout, as the 30 s would pass at home.
         """
+        from homeassistant.util import dt as dt_util  # noqa: PLC0415
         from pytest_homeassistant_custom_component.common import (  # noqa: PLC0415
             async_fire_time_changed,
         )
@@ -450,6 +484,7 @@ class Soak:
             if self.hangs_armed and waited >= HANG_NOTICED_AFTER:
                 self.hangs_armed -= 1
                 self.result.faults["timeouts_hit"] = self.result.faults.get("timeouts_hit", 0) + 1
+                self.watch.injected.append((dt_util.utcnow(), "timeout_hit"))
                 await self.sim.advance(PAST_CLIENT_TIMEOUT.total_seconds())
                 self.freezer.tick(PAST_CLIENT_TIMEOUT)
                 async_fire_time_changed(self.hass)
@@ -459,10 +494,13 @@ class Soak:
     # --- faults
 
     async def async_inject(self, kind: str) -> None:
+        from homeassistant.util import dt as dt_util  # noqa: PLC0415
+
         sim = self.sim
         rng = self.rng
         if kind != "car_reports":
             self.result.faults[kind] = self.result.faults.get(kind, 0) + 1
+            self.watch.injected.append((dt_util.utcnow(), kind))
         if kind == "car_reports":
             self.soc = 20 + (self.soc + rng.randrange(-5, 6) - 20) % 80
             from tests.simulator import fleet  # noqa: PLC0415
@@ -583,6 +621,8 @@ def _iter_lines(result: SoakResult) -> Iterator[str]:
         f"stream: {len(result.recoveries)} outages after faults, "
         f"{result.planned_reconnects} planned reconnects with renewed tokens"
     )
+    for outage in result.longest_outages:
+        yield f"long outage: {outage}"
     yield f"wall time: {result.seconds:.0f} s (Home Assistant start included)"
     for example in result.examples:
         yield f"example: {example}"
