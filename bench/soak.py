@@ -4,7 +4,8 @@ Runs a real Home Assistant (pytest-homeassistant-custom-component's harness) wit
 integration set up against the simulator over loopback, and moves Home Assistant's frozen
 clock and the simulator's clock together (tests/integration/common.py `TimeTravel`) through
 D days, in 9-minute jumps (5-second jumps while the stream is down, so its recovery time is
-measured to 5 s). Each day, at seeded random moments:
+measured to 5 s, and while a failed token renewal waits for its retry). Each day, at seeded
+random moments:
 
 - tokens expire every hour by themselves (the integration renews them);
 - the broker drops every stream connection (4 times), and restarts once: it drops them,
@@ -403,7 +404,7 @@ class Soak:
                 while index < len(plan) and start + timedelta(seconds=plan[index].at) <= now:
                     await self.async_inject(plan[index].kind)
                     index += 1
-                step = FINE_STEP if self.watch.down else STEP
+                step = FINE_STEP if self.watch.down or self.renewal_failing() else STEP
                 target = min(now + step, end)
                 # BMW's budget window ends at midnight on BMW's clock: read its count just before.
                 bmw_day_end = (
@@ -424,6 +425,18 @@ class Soak:
             self.result.note(f"log {record.levelname} {record.name}: {record.getMessage()}")
         self.tally_requests()
         return self.result
+
+    def renewal_failing(self) -> bool:
+        """Whether the token renewal is retrying after a failure (in 30 s, 1, 2... minutes).
+
+        Its retry timer needs clock time: a 9-minute jump would hold it back for 9 minutes,
+        long enough for the id token to run out, which no real clock does.
+        """
+        runtime = getattr(self.entry, "runtime_data", None)
+        if runtime is None:
+            return False
+        failures: int = runtime.tokens.as_diagnostics()["failed_refreshes_in_a_row"]
+        return failures > 0
 
     # --- sampling
 
