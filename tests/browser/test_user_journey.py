@@ -23,7 +23,7 @@ from tests.simulator.fleet import VIN_BEV
 from .conftest import DevInstance
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Locator, Page
 
     from .conftest import Screenshots
 
@@ -158,8 +158,15 @@ def _create_charging_automation(page: Page, dev: DevInstance, screenshots: Scree
     page.get_by_role("textbox", name=re.compile(r"^Name")).fill(AUTOMATION_NAME)
     page.get_by_role("button", name="Save").last.click()
     # Saved: the editor now offers the automation's traces.
-    page.get_by_role("button", name="Traces").wait_for()
+    _traces(page).wait_for()
     screenshots.take(page, "automation-saved")
+
+
+def _traces(page: Page) -> Locator:
+    """The editor's way to the traces: a button on 2026.10, a link on 2026.11."""
+    return (
+        page.get_by_role("button", name="Traces").or_(page.get_by_role("link", name="Traces")).first
+    )
 
 
 def _check_automation_ran(page: Page, screenshots: Screenshots) -> None:
@@ -175,7 +182,7 @@ def _check_automation_ran(page: Page, screenshots: Screenshots) -> None:
         arg=AUTOMATION_NAME,
         timeout=STREAM_TIMEOUT_MS + 10 * CHARGING_STEP_SECONDS * 1000,
     )
-    page.get_by_role("button", name="Traces").click()
+    _traces(page).click()
     expect(page.get_by_role("img", name=re.compile(r"Charging active, executed"))).to_be_visible(
         timeout=EDITOR_TIMEOUT_MS
     )
@@ -185,7 +192,7 @@ def _check_automation_ran(page: Page, screenshots: Screenshots) -> None:
     screenshots.take(page, "automation-trace")
 
 
-def _fetch_basic_data(page: Page, vin: str, screenshots: Screenshots) -> None:
+def _fetch_basic_data(page: Page, screenshots: Screenshots) -> None:
     """Settings -> Tools -> Actions: cardata.fetch_basic_data, and BMW's answer shown."""
     from playwright.sync_api import expect
 
@@ -195,15 +202,18 @@ def _fetch_basic_data(page: Page, vin: str, screenshots: Screenshots) -> None:
     page.get_by_text("Action", exact=True).click()
     page.get_by_placeholder("Search").last.fill("fetch basic data")
     page.get_by_text("cardata.fetch_basic_data", exact=True).click()
-    # The account picker (labelled "Integration", after the documentation link) offers the
-    # entry, named after the cars.
-    page.get_by_text("Integration").last.click()
-    page.get_by_text("BMW i4 eDrive40, BMW X5 xDrive50e", exact=True).click()
-    # Once the picker (and its search box) has closed, the VIN is the form's one text box.
-    vin_box = page.get_by_role("textbox")
-    expect(vin_box).to_have_count(1, timeout=EDITOR_TIMEOUT_MS)
-    vin_box.fill(vin)
-    expect(vin_box).to_have_value(vin)
+    # Pick the car (the account follows from it): the form's first optional field.
+    page.get_by_role("checkbox").first.click()
+    page.get_by_text("Select a device", exact=True).click()
+    page.get_by_placeholder("Search").last.fill("i4")
+    car = (
+        page.get_by_role("dialog", name="Select option")
+        .get_by_role("listitem")
+        .or_(page.get_by_role("option").filter(has_text="BMW i4 eDrive40"))
+    )
+    expect(car).to_have_count(1, timeout=EDITOR_TIMEOUT_MS)
+    car.click()
+    expect(page.get_by_text("BMW i4 eDrive40", exact=True).first).to_be_visible()
     page.get_by_role("button", name="Perform action").click()
     # One REST request to the simulator, through the budget.
     expect(page.get_by_role("heading", name="Response")).to_be_visible(timeout=EDITOR_TIMEOUT_MS)
@@ -358,7 +368,7 @@ def test_add_bmw_cardata_in_the_browser(
             {"vin": VIN_BEV, "name": "charging", "step_seconds": CHARGING_STEP_SECONDS},
         )
         _check_automation_ran(page, screenshots)
-        _fetch_basic_data(page, VIN_BEV, screenshots)
+        _fetch_basic_data(page, screenshots)
         page.close()
         assert again.interrupt() == 130
         assert again.left_running() == {}

@@ -81,12 +81,19 @@ async def test_one_message_writes_only_its_entities(
     await async_reading(hass, entry, VIN_BEV, VOLTAGE_12V, 12.4)
     assert writes == Counter(voltage)
 
-    # One descriptor read by a sensor and a binary sensor writes both, once each.
+    # One descriptor read by a sensor and a binary sensor writes both, once each; charging
+    # that starts also fires the car's charging event, once.
     writes.clear()
     await sim.set_telematics(VIN_BEV, {CHARGING_STATUS: "CHARGINGACTIVE"})
     await async_reading(hass, entry, VIN_BEV, CHARGING_STATUS, "CHARGINGACTIVE")
+    started = ids("event", VIN_BEV, "charging")
+    await async_wait_for(hass, lambda: writes.keys() >= started, "the charging event")
+    # The estimated state of charge may say that it now estimates (its attributes).
+    writes.pop(entity_id(hass, "sensor", VIN_BEV, "estimated_state_of_charge"), None)
     assert writes == Counter(
-        ids("sensor", VIN_BEV, "charging_status") | ids("binary_sensor", VIN_BEV, "charging")
+        ids("sensor", VIN_BEV, "charging_status")
+        | ids("binary_sensor", VIN_BEV, "charging")
+        | started
     )
 
     # The lock state sensor is disabled by default: only the lock binary sensor is written.
