@@ -203,7 +203,10 @@ def _fetch_basic_data(page: Page, screenshots: Screenshots) -> None:
     page.get_by_placeholder("Search").last.fill("fetch basic data")
     page.get_by_text("cardata.fetch_basic_data", exact=True).click()
     # Pick the car (the account follows from it): the form's first optional field.
-    page.get_by_role("checkbox").first.click()
+    # The checkbox's own input sits under the component's ripple: check it regardless.
+    car_field = page.get_by_role("checkbox").first
+    car_field.check(force=True)
+    expect(car_field).to_be_checked()
     page.get_by_text("Select a device", exact=True).click()
     page.get_by_placeholder("Search").last.fill("i4")
     car = (
