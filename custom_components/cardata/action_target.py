@@ -72,7 +72,20 @@ def _picked_car(hass: HomeAssistant, device_id: str) -> _PickedCar:
     vin = next((ident for domain, ident in device.identifiers if domain == DOMAIN), None)
     if vin is None:
         raise _refusal("action_device_not_a_vehicle", device=name)
-    return _PickedCar(vin, name, frozenset(device.config_entries))
+    return _PickedCar(vin, name, _owning_entries(device))
+
+
+def _owning_entries(device: object) -> frozenset[str]:
+    """Return the config entries a device belongs to, the way this Home Assistant says it.
+
+    Newer releases give a device one owning entry (`config_entry_id`) and report reading
+    `config_entries` as deprecated; older ones (2025.4) have only `config_entries`.
+    """
+    if hasattr(device, "config_entry_id"):
+        owner = getattr(device, "config_entry_id", None)
+        return frozenset({owner}) if isinstance(owner, str) else frozenset()
+    entries = getattr(device, "config_entries", ())
+    return frozenset(entry for entry in entries if isinstance(entry, str))
 
 
 def _entry_of_car(hass: HomeAssistant, car: _PickedCar) -> CarDataConfigEntry:
