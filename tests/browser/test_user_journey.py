@@ -150,7 +150,9 @@ def _create_charging_automation(page: Page, dev: DevInstance, screenshots: Scree
     page.get_by_role("button", name="Add action").click()
     page.get_by_placeholder("Search").last.fill("persistent notification")
     page.get_by_text(re.compile(r"Create persistent notification$")).click()
-    # The message is the form's one enabled field (title and id are optional, off).
+    # The message is the form's one enabled field (title and id are optional, off), once
+    # the action picker and its search box have closed.
+    expect(page.get_by_placeholder("Search")).to_have_count(0, timeout=EDITOR_TIMEOUT_MS)
     page.get_by_role("textbox", disabled=False).fill("The i4 started charging")
     screenshots.take(page, "automation-editor")
 
